@@ -1,0 +1,69 @@
+"""The exceptions iris-models raises, one hierarchy under :class:`IrisModelsError`.
+
+Each class also derives from the built-in exception a caller would expect, so generic
+handlers keep working::
+
+    IrisModelsError
+     └── GGUFError (ValueError)              a file is not valid GGUF
+          ├── GGUFTruncatedError             the file ends before its header or data do
+          └── GGUFNeedMoreDataError          a buffer holds too few of a file's first bytes
+
+File-system failures (a missing file, a directory, no permission) are raised as the
+standard OSError subclasses, with the path in ``filename``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["GGUFError", "GGUFNeedMoreDataError", "GGUFTruncatedError", "IrisModelsError"]
+
+
+class IrisModelsError(Exception):
+    """Base class of every error iris-models raises on purpose."""
+
+
+class GGUFError(IrisModelsError, ValueError):
+    """A file or buffer is not a valid GGUF file.
+
+    The message names the file, the byte offset of the offending field and what was wrong.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, offset: int | None = None):
+        super().__init__(message)
+        self.path = path
+        self.offset = offset
+
+
+class GGUFTruncatedError(GGUFError):
+    """The file ends before its header or tensor data does: usually an incomplete download.
+
+    ``bytes_needed`` is the smallest file size that would let parsing go further.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        offset: int | None = None,
+        bytes_needed: int | None = None,
+    ):
+        super().__init__(message, path=path, offset=offset)
+        self.bytes_needed = bytes_needed
+
+
+class GGUFNeedMoreDataError(GGUFError):
+    """A buffer holding the first bytes of a file is too short to finish the header.
+
+    Fetch at least ``bytes_needed`` bytes from the start of the file and parse again.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        offset: int | None = None,
+        bytes_needed: int,
+    ):
+        super().__init__(message, path=path, offset=offset)
+        self.bytes_needed = bytes_needed
