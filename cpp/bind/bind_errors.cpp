@@ -37,9 +37,7 @@ void raise_gguf_error(const gguf::GGUFError& error) {
     if (error.kind() == gguf::ErrorKind::Malformed) {
         instance = cls(error.what(), "path"_a = error.source_name(), "offset"_a = error.offset());
     } else {
-        instance = cls(error.what(),
-                       "path"_a = error.source_name(),
-                       "offset"_a = error.offset(),
+        instance = cls(error.what(), "path"_a = error.source_name(), "offset"_a = error.offset(),
                        "bytes_needed"_a = error.bytes_needed());
     }
     py::set_error(cls, instance);
@@ -48,8 +46,8 @@ void raise_gguf_error(const gguf::GGUFError& error) {
 void raise_file_error(const FileError& error) {
     const int code = error.code().value();
     // OSError(errno, strerror, filename) returns the subclass that errno implies.
-    const py::object exception =
-        py::reinterpret_borrow<py::object>(PyExc_OSError)(code, std::strerror(code), error.path());
+    const py::object exception = py::reinterpret_borrow<py::object>(PyExc_OSError)(
+        code, std::strerror(code), error.path());
     py::set_error(py::type::of(exception), exception);
 }
 

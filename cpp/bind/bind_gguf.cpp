@@ -72,20 +72,16 @@ py::tuple value_record(const gguf::Document& document, const gguf::Value& value)
         decoded = scalar_object(gguf::read_scalar(document, value));
     }
     return py::make_tuple(static_cast<uint32_t>(value.type),
-                          static_cast<uint32_t>(value.element_type),
-                          value.count,
-                          value.offset,
-                          value.size_bytes,
-                          decoded,
-                          value.aux);
+                          static_cast<uint32_t>(value.element_type), value.count, value.offset,
+                          value.size_bytes, decoded, value.aux);
 }
 
 py::list kv_records(const DocumentHandle& handle) {
     const gguf::Document& document = *handle.document;
     py::list records;
     for (const gguf::KeyValue& kv : document.header.kvs) {
-        records.append(py::make_tuple(decode_text(document.key(kv)),
-                                      value_record(document, kv.value)));
+        records.append(
+            py::make_tuple(decode_text(document.key(kv)), value_record(document, kv.value)));
     }
     return records;
 }
@@ -113,12 +109,8 @@ py::list tensor_records(const DocumentHandle& handle) {
         }
         const py::object nbytes = tensor.nbytes ? py::object(py::int_(*tensor.nbytes)) : py::none();
         // The parse checked data_offset + offset against overflow.
-        records.append(py::make_tuple(decode_text(document.tensor_name(tensor)),
-                                      shape,
-                                      tensor.type,
-                                      data_offset + tensor.offset,
-                                      nbytes,
-                                      tensor.n_elements,
+        records.append(py::make_tuple(decode_text(document.tensor_name(tensor)), shape, tensor.type,
+                                      data_offset + tensor.offset, nbytes, tensor.n_elements,
                                       tensor.record_offset));
     }
     return records;
@@ -166,8 +158,8 @@ DocumentHandle open_document(const std::string& path) {
 
 DocumentHandle parse_document(const py::handle& buffer, std::optional<uint64_t> file_size,
                               std::string name) {
-    std::shared_ptr<const ByteSource> source =
-        std::make_shared<PythonBufferSource>(buffer, std::move(name));
+    std::shared_ptr<const ByteSource> source
+        = std::make_shared<PythonBufferSource>(buffer, std::move(name));
     const py::gil_scoped_release release;
     return {gguf::parse_source(std::move(source), file_size)};
 }
@@ -198,8 +190,10 @@ void bind_gguf(py::module_& m) {
                                [](const DocumentHandle& h) { return h.document->source->name(); })
         .def_property_readonly("source_size",
                                [](const DocumentHandle& h) { return h.document->source->size(); })
-        .def_property_readonly("file_size", [](const DocumentHandle& h) { return h.header().file_size; })
-        .def_property_readonly("version", [](const DocumentHandle& h) { return h.header().version; })
+        .def_property_readonly("file_size",
+                               [](const DocumentHandle& h) { return h.header().file_size; })
+        .def_property_readonly("version",
+                               [](const DocumentHandle& h) { return h.header().version; })
         .def_property_readonly("big_endian",
                                [](const DocumentHandle& h) { return h.header().big_endian; })
         .def_property_readonly("alignment",
@@ -209,8 +203,9 @@ void bind_gguf(py::module_& m) {
                                [](const DocumentHandle& h) { return h.header().n_tensors; })
         .def_property_readonly("end_of_kvs",
                                [](const DocumentHandle& h) { return h.header().end_of_kvs; })
-        .def_property_readonly("end_of_tensor_infos",
-                               [](const DocumentHandle& h) { return h.header().end_of_tensor_infos; })
+        .def_property_readonly(
+            "end_of_tensor_infos",
+            [](const DocumentHandle& h) { return h.header().end_of_tensor_infos; })
         .def_property_readonly("data_offset",
                                [](const DocumentHandle& h) { return h.header().data_offset; })
         .def_property_readonly("data_size",

@@ -38,8 +38,8 @@ inline bool scan_utf8(const uint8_t* p, size_t n, size_t& n_chars, uint32_t& max
             if (i + 2 >= n || (p[i + 1] & 0xC0) != 0x80 || (p[i + 2] & 0xC0) != 0x80) {
                 return false;
             }
-            const uint32_t c = (uint32_t{lead} & 0x0F) << 12 | (p[i + 1] & 0x3Fu) << 6
-                             | (p[i + 2] & 0x3Fu);
+            const uint32_t c
+                = (uint32_t{lead} & 0x0F) << 12 | (p[i + 1] & 0x3Fu) << 6 | (p[i + 2] & 0x3Fu);
             if (c < 0x800 || (c >= 0xD800 && c <= 0xDFFF)) {
                 return false;  // overlong, or a UTF-16 surrogate
             }
@@ -51,7 +51,7 @@ inline bool scan_utf8(const uint8_t* p, size_t n, size_t& n_chars, uint32_t& max
                 return false;
             }
             const uint32_t c = (uint32_t{lead} & 0x07) << 18 | (p[i + 1] & 0x3Fu) << 12
-                             | (p[i + 2] & 0x3Fu) << 6 | (p[i + 3] & 0x3Fu);
+                               | (p[i + 2] & 0x3Fu) << 6 | (p[i + 3] & 0x3Fu);
             if (c < 0x10000 || c > 0x10FFFF) {
                 return false;
             }
@@ -85,7 +85,7 @@ void write_utf8(const uint8_t* p, size_t n, Char* out) {
             i += 3;
         } else {
             c = (uint32_t{lead} & 0x07) << 18 | (p[i + 1] & 0x3Fu) << 12 | (p[i + 2] & 0x3Fu) << 6
-              | (p[i + 3] & 0x3Fu);
+                | (p[i + 3] & 0x3Fu);
             i += 4;
         }
         *out++ = static_cast<Char>(c);
@@ -104,7 +104,8 @@ inline PyObject* decode_text_object(std::string_view bytes) {
     if (!detail::scan_utf8(p, n, n_chars, max_char)) {
         return PyUnicode_DecodeUTF8(bytes.data(), static_cast<Py_ssize_t>(n), "surrogateescape");
     }
-    PyObject* text = PyUnicode_New(static_cast<Py_ssize_t>(n_chars), static_cast<Py_UCS4>(max_char));
+    PyObject* text
+        = PyUnicode_New(static_cast<Py_ssize_t>(n_chars), static_cast<Py_UCS4>(max_char));
     if (text == nullptr) {
         return nullptr;
     }

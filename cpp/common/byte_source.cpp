@@ -49,7 +49,7 @@ std::pair<int, uint64_t> open_regular(const std::string& path) {
         const int err = errno;
         throw FileError(err, path, describe("cannot open", path, err));
     }
-    struct stat st {};
+    struct stat st{};
     if (::fstat(fd, &st) != 0) {
         const int err = errno;
         ::close(fd);
@@ -113,8 +113,8 @@ OpenedFile map_file(const std::string& path) {
     if (file_size > static_cast<uint64_t>(SIZE_MAX)) {
         throw FileError(ENOMEM, path, path + " is too large to map in this process");
     }
-    void* address =
-        ::mmap(nullptr, static_cast<size_t>(file_size), PROT_READ, MAP_PRIVATE, fd.get(), 0);
+    void* address
+        = ::mmap(nullptr, static_cast<size_t>(file_size), PROT_READ, MAP_PRIVATE, fd.get(), 0);
     if (address == MAP_FAILED) {
         const int err = errno;
         throw FileError(err, path, describe("cannot map", path, err));
@@ -131,10 +131,8 @@ OpenedFile read_file_prefix(const std::string& path, uint64_t max_bytes) {
     std::string bytes(static_cast<size_t>(wanted), '\0');
     uint64_t done = 0;
     while (done < wanted) {
-        const ssize_t got = ::pread(fd.get(),
-                                    bytes.data() + done,
-                                    static_cast<size_t>(wanted - done),
-                                    static_cast<off_t>(done));
+        const ssize_t got = ::pread(fd.get(), bytes.data() + done,
+                                    static_cast<size_t>(wanted - done), static_cast<off_t>(done));
         if (got < 0) {
             if (errno == EINTR) {
                 continue;

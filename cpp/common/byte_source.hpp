@@ -13,8 +13,7 @@ namespace iris {
 class FileError : public std::system_error {
 public:
     FileError(int error_number, std::string path, const std::string& what)
-        : std::system_error(error_number, std::generic_category(), what)
-        , path_(std::move(path)) {}
+        : std::system_error(error_number, std::generic_category(), what), path_(std::move(path)) {}
 
     [[nodiscard]] const std::string& path() const noexcept { return path_; }
 

@@ -29,8 +29,8 @@ void walk_strings(const iris::gguf::Document& document) {
 
 void parse_as(const uint8_t* data, size_t size, bool size_known) {
     // The source must own its bytes for the lifetime of the document.
-    auto source = iris::make_owned_source(
-        std::string(reinterpret_cast<const char*>(data), size), "<fuzz>");
+    auto source
+        = iris::make_owned_source(std::string(reinterpret_cast<const char*>(data), size), "<fuzz>");
     try {
         const auto document = iris::gguf::parse_source(
             std::move(source), size_known ? std::optional<uint64_t>(size) : std::nullopt);

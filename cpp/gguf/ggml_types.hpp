@@ -30,8 +30,7 @@ const GGMLType* find_ggml_type(uint32_t id) noexcept;
 
 /// Bytes a tensor of `type` with `n_elements` elements and row length `row_length` occupies,
 /// or nullopt when the row is not a whole number of blocks or the size overflows 64 bits.
-std::optional<uint64_t> tensor_nbytes(const GGMLType& type,
-                                      uint64_t row_length,
+std::optional<uint64_t> tensor_nbytes(const GGMLType& type, uint64_t row_length,
                                       uint64_t n_elements) noexcept;
 
 }  // namespace iris::gguf

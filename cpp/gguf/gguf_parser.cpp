@@ -24,11 +24,11 @@ uint8_t byteswap(uint8_t v) {
 }
 uint32_t byteswap(uint32_t v) {
     return ((v & 0x000000FFu) << 24) | ((v & 0x0000FF00u) << 8) | ((v & 0x00FF0000u) >> 8)
-         | ((v & 0xFF000000u) >> 24);
+           | ((v & 0xFF000000u) >> 24);
 }
 uint64_t byteswap(uint64_t v) {
     return (static_cast<uint64_t>(byteswap(static_cast<uint32_t>(v))) << 32)
-         | byteswap(static_cast<uint32_t>(v >> 32));
+           | byteswap(static_cast<uint32_t>(v >> 32));
 }
 
 template <class T>
@@ -260,8 +260,8 @@ private:
         seen.reserve(expected);
         for (uint64_t i = 0; i < header_.n_kv; ++i) {
             const uint64_t record_at = pos_;
-            const auto [key_offset, key_size] =
-                read_string(limits_.max_key_bytes, "key of record " + std::to_string(i));
+            const auto [key_offset, key_size]
+                = read_string(limits_.max_key_bytes, "key of record " + std::to_string(i));
             const std::string_view key(reinterpret_cast<const char*>(data_ + key_offset),
                                        static_cast<size_t>(key_size));
             if (key.empty()) {
@@ -271,9 +271,8 @@ private:
                 fail(record_at, "duplicate key '" + printable(key) + "' (first at byte "
                                     + std::to_string(it->second) + ")");
             }
-            if (std::any_of(key.begin(), key.end(), [](char c) {
-                    return static_cast<unsigned char>(c) >= 0x80;
-                })) {
+            if (std::any_of(key.begin(), key.end(),
+                            [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
                 warn(record_at, "key '" + printable(key) + "' is not ASCII, as the spec requires");
             }
             const std::string label = "key '" + printable(key) + "'";
@@ -395,18 +394,16 @@ private:
             const uint64_t at = pos_;
             uint64_t size = 0;
             if (available_ - pos_ >= header_.length_size) {  // the common case, inlined
-                size = header_.length_size == 8
-                         ? load<uint64_t>(data_ + pos_, header_.big_endian)
-                         : load<uint32_t>(data_ + pos_, header_.big_endian);
+                size = header_.length_size == 8 ? load<uint64_t>(data_ + pos_, header_.big_endian)
+                                                : load<uint32_t>(data_ + pos_, header_.big_endian);
                 pos_ += header_.length_size;
             } else {
                 size = read_length("a string length");
             }
             if (size > max_bytes || size > available_ - pos_) {
                 if (size > max_bytes) {
-                    fail(at, label + " element " + std::to_string(i) + " is "
-                                 + std::to_string(size) + " bytes long; the limit is "
-                                 + std::to_string(max_bytes));
+                    fail(at, label + " element " + std::to_string(i) + " is " + std::to_string(size)
+                                 + " bytes long; the limit is " + std::to_string(max_bytes));
                 }
                 need(size, label + " element " + std::to_string(i));
             }
@@ -447,8 +444,8 @@ private:
             const uint64_t record_at = pos_;
             TensorInfo tensor;
             tensor.record_offset = record_at;
-            const auto [name_offset, name_size] = read_string(
-                limits_.max_tensor_name_bytes, "name of tensor " + std::to_string(i));
+            const auto [name_offset, name_size]
+                = read_string(limits_.max_tensor_name_bytes, "name of tensor " + std::to_string(i));
             tensor.name_offset = name_offset;
             tensor.name_size = static_cast<uint32_t>(name_size);
             const std::string_view name(reinterpret_cast<const char*>(data_ + name_offset),
@@ -508,8 +505,8 @@ private:
         }
         if (tensor.ne[0] % type->block_size != 0) {
             fail(type_at, label + " has rows of " + std::to_string(tensor.ne[0])
-                              + " elements, not a multiple of the " + type->name
-                              + " block size " + std::to_string(type->block_size));
+                              + " elements, not a multiple of the " + type->name + " block size "
+                              + std::to_string(type->block_size));
         }
         const auto nbytes = tensor_nbytes(*type, tensor.ne[0], tensor.n_elements);
         if (!nbytes || !checked_align_up(*nbytes, header_.alignment)) {
@@ -540,15 +537,15 @@ private:
         for (const TensorInfo& tensor : header_.tensors) {
             const std::string label = "tensor '" + printable(tensor_name(tensor)) + "'";
             if (tensor.offset % alignment != 0) {
-                fail(tensor.record_offset,
-                     label + " data offset " + std::to_string(tensor.offset)
-                         + " is not a multiple of the alignment " + std::to_string(alignment));
+                fail(tensor.record_offset, label + " data offset " + std::to_string(tensor.offset)
+                                               + " is not a multiple of the alignment "
+                                               + std::to_string(alignment));
             }
             const auto start = checked_add(header_.data_offset, tensor.offset);
             const auto end = start ? checked_add(*start, tensor.nbytes.value_or(0)) : start;
             if (!end) {
                 fail(tensor.record_offset, label + " data offset " + std::to_string(tensor.offset)
-                                             + " lies beyond any possible file end");
+                                               + " lies beyond any possible file end");
             }
             if (*end > data_end) {
                 data_end = *end;
@@ -569,9 +566,9 @@ private:
         }
         check_overlaps();
         if (file_size_ && data_end > *file_size_) {
-            const std::string who =
-                last_tensor ? "tensor '" + printable(tensor_name(*last_tensor)) + "' data"
-                            : "the data section";
+            const std::string who
+                = last_tensor ? "tensor '" + printable(tensor_name(*last_tensor)) + "' data"
+                              : "the data section";
             throw GGUFError(ErrorKind::Truncated, name_, header_.data_offset,
                             who + " ends at byte " + std::to_string(data_end) + " but the file has "
                                 + std::to_string(*file_size_)
@@ -584,9 +581,8 @@ private:
         std::vector<uint32_t> order(header_.tensors.size());
         std::iota(order.begin(), order.end(), 0u);
         const auto& tensors = header_.tensors;
-        std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-            return tensors[a].offset < tensors[b].offset;
-        });
+        std::sort(order.begin(), order.end(),
+                  [&](uint32_t a, uint32_t b) { return tensors[a].offset < tensors[b].offset; });
         for (size_t k = 1; k < order.size(); ++k) {
             const TensorInfo& before = tensors[order[k - 1]];
             const TensorInfo& after = tensors[order[k]];
@@ -716,8 +712,8 @@ std::shared_ptr<const Document> parse_source(std::shared_ptr<const ByteSource> s
                                              std::optional<uint64_t> file_size,
                                              const Limits& limits) {
     auto document = std::make_shared<Document>();
-    document->header =
-        parse_header(source->data(), source->size(), file_size, source->name(), limits);
+    document->header
+        = parse_header(source->data(), source->size(), file_size, source->name(), limits);
     document->source = std::move(source);
     return document;
 }
@@ -748,8 +744,7 @@ std::shared_ptr<const Document> open_file(const std::string& path, const Limits&
     }
 }
 
-StringCursor::StringCursor(const Document& document, const StringArrayIndex& index,
-                           uint64_t start)
+StringCursor::StringCursor(const Document& document, const StringArrayIndex& index, uint64_t start)
     : document_(document), index_(index) {
     if (start >= index.count) {
         position_ = index.end;
@@ -771,9 +766,8 @@ std::string_view StringCursor::next() {
         throw GGUFError(ErrorKind::Malformed, document_.source->name(), position_,
                         "string array no longer matches its parse: the file changed on disk");
     }
-    const uint64_t size = length_size == 8
-                            ? load<uint64_t>(data + position_, header.big_endian)
-                            : load<uint32_t>(data + position_, header.big_endian);
+    const uint64_t size = length_size == 8 ? load<uint64_t>(data + position_, header.big_endian)
+                                           : load<uint32_t>(data + position_, header.big_endian);
     position_ += length_size;
     if (size > index_.end - position_) {
         throw GGUFError(ErrorKind::Malformed, document_.source->name(), position_,
@@ -785,8 +779,7 @@ std::string_view StringCursor::next() {
     return bytes;
 }
 
-std::string_view string_at(const Document& document, const StringArrayIndex& index,
-                           uint64_t i) {
+std::string_view string_at(const Document& document, const StringArrayIndex& index, uint64_t i) {
     if (i >= index.count) {
         throw std::out_of_range("string array index " + std::to_string(i) + " out of range for "
                                 + std::to_string(index.count) + " elements");

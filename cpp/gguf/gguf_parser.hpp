@@ -150,11 +150,8 @@ struct Header {
 /// file when known: with it, claims past the end are Truncated errors and tensor data ranges
 /// are checked against it; when it exceeds `available` (or is unknown), running out of
 /// bytes is a NeedMoreData error naming the length to retry with. `name` is used in messages.
-Header parse_header(const uint8_t* data,
-                    uint64_t available,
-                    std::optional<uint64_t> file_size,
-                    const std::string& name,
-                    const Limits& limits = {});
+Header parse_header(const uint8_t* data, uint64_t available, std::optional<uint64_t> file_size,
+                    const std::string& name, const Limits& limits = {});
 
 /// A parsed header with the bytes it points into.
 struct Document {

@@ -63,34 +63,33 @@ inline int run_all() {
 #define IRIS_CONCAT_INNER(a, b) a##b
 #define IRIS_CONCAT(a, b) IRIS_CONCAT_INNER(a, b)
 
-#define TEST(name)                                                                       \
-    static void name();                                                                  \
+#define TEST(name)                                                                      \
+    static void name();                                                                 \
     static const ::iris::testing::Registrar IRIS_CONCAT(registrar_, name)(#name, name); \
     static void name()
 
-#define CHECK(condition)                                                        \
-    do {                                                                        \
-        if (!(condition)) {                                                     \
-            ::iris::testing::report_failure(__FILE__, __LINE__, #condition);    \
-        }                                                                       \
+#define CHECK(condition)                                                     \
+    do {                                                                     \
+        if (!(condition)) {                                                  \
+            ::iris::testing::report_failure(__FILE__, __LINE__, #condition); \
+        }                                                                    \
     } while (false)
 
 /// Checks that `statement` throws `exception_type`, then runs `inspect` on the exception.
-#define CHECK_THROWS_AS(statement, exception_type, inspect)                              \
-    do {                                                                                 \
-        bool thrown_ = false;                                                            \
-        try {                                                                            \
-            statement;                                                                   \
-        } catch (const exception_type& error) {                                         \
-            thrown_ = true;                                                              \
-            inspect(error);                                                              \
-        } catch (const std::exception& other) {                                          \
-            ::iris::testing::report_failure(__FILE__, __LINE__,                          \
+#define CHECK_THROWS_AS(statement, exception_type, inspect)                                   \
+    do {                                                                                      \
+        bool thrown_ = false;                                                                 \
+        try {                                                                                 \
+            statement;                                                                        \
+        } catch (const exception_type& error) {                                               \
+            thrown_ = true;                                                                   \
+            inspect(error);                                                                   \
+        } catch (const std::exception& other) {                                               \
+            ::iris::testing::report_failure(__FILE__, __LINE__,                               \
                                             std::string("wrong exception: ") + other.what()); \
-            thrown_ = true;                                                              \
-        }                                                                                \
-        if (!thrown_) {                                                                  \
-            ::iris::testing::report_failure(__FILE__, __LINE__,                          \
-                                            #statement " did not throw");                \
-        }                                                                                \
+            thrown_ = true;                                                                   \
+        }                                                                                     \
+        if (!thrown_) {                                                                       \
+            ::iris::testing::report_failure(__FILE__, __LINE__, #statement " did not throw"); \
+        }                                                                                     \
     } while (false)

@@ -244,13 +244,15 @@ TEST(rejects_absurd_counts_before_allocating) {
 TEST(rejects_too_many_dims_removed_types_and_overflowing_sizes) {
     Builder dims;
     dims.counts(1, 0).str("t").u32(5);
-    CHECK_THROWS_AS(parse(dims.bytes() + std::string(64, '\0')), GGUFError,
-                    [](const GGUFError& e) { CHECK(std::string(e.what()).find("5 dimensions") != std::string::npos); });
+    CHECK_THROWS_AS(parse(dims.bytes() + std::string(64, '\0')), GGUFError, [](const GGUFError& e) {
+        CHECK(std::string(e.what()).find("5 dimensions") != std::string::npos);
+    });
 
     Builder removed;
     removed.counts(1, 0).tensor("t", {32}, 4, 0).pad_to(32).zeros(32);
-    CHECK_THROWS_AS(parse(removed.bytes()), GGUFError,
-                    [](const GGUFError& e) { CHECK(std::string(e.what()).find("Q4_2") != std::string::npos); });
+    CHECK_THROWS_AS(parse(removed.bytes()), GGUFError, [](const GGUFError& e) {
+        CHECK(std::string(e.what()).find("Q4_2") != std::string::npos);
+    });
 
     Builder overflow;  // CVE-2026-33298's shape: a Q8_0 row with 2^42 + 1 rows
     overflow.counts(1, 0).tensor("t", {640, (uint64_t{1} << 42) + 1, 1u << 20}, 8, 0).pad_to(32);
@@ -261,12 +263,14 @@ TEST(rejects_too_many_dims_removed_types_and_overflowing_sizes) {
 TEST(rejects_overlapping_and_misaligned_tensors) {
     Builder overlap;
     overlap.counts(2, 0).tensor("a", {16}, 0, 0).tensor("b", {16}, 0, 32).pad_to(32).zeros(128);
-    CHECK_THROWS_AS(parse(overlap.bytes()), GGUFError,
-                    [](const GGUFError& e) { CHECK(std::string(e.what()).find("overlaps") != std::string::npos); });
+    CHECK_THROWS_AS(parse(overlap.bytes()), GGUFError, [](const GGUFError& e) {
+        CHECK(std::string(e.what()).find("overlaps") != std::string::npos);
+    });
     Builder misaligned;
     misaligned.counts(1, 0).tensor("a", {4}, 0, 8).pad_to(32).zeros(64);
-    CHECK_THROWS_AS(parse(misaligned.bytes()), GGUFError,
-                    [](const GGUFError& e) { CHECK(std::string(e.what()).find("alignment") != std::string::npos); });
+    CHECK_THROWS_AS(parse(misaligned.bytes()), GGUFError, [](const GGUFError& e) {
+        CHECK(std::string(e.what()).find("alignment") != std::string::npos);
+    });
 }
 
 TEST(unknown_types_are_listed_with_unknown_size) {
@@ -287,7 +291,10 @@ TEST(alignment_must_be_a_uint32_power_of_two) {
     bad.counts(0, 1).kv_u32("general.alignment", 48);
     CHECK_THROWS_AS(parse(bad.bytes()), GGUFError, [](auto&) {});
     Builder wrong_type;
-    wrong_type.counts(0, 1).str("general.alignment").u32(static_cast<uint32_t>(ValueType::Uint64)).u64(32);
+    wrong_type.counts(0, 1)
+        .str("general.alignment")
+        .u32(static_cast<uint32_t>(ValueType::Uint64))
+        .u64(32);
     CHECK_THROWS_AS(parse(wrong_type.bytes()), GGUFError, [](auto&) {});
 }
 
@@ -297,8 +304,9 @@ TEST(deeply_nested_arrays_stop_at_the_depth_limit) {
     for (int depth = 0; depth < 10000; ++depth) {
         b.u32(static_cast<uint32_t>(ValueType::Array)).length(1);
     }
-    CHECK_THROWS_AS(parse(b.bytes()), GGUFError,
-                    [](const GGUFError& e) { CHECK(std::string(e.what()).find("deeper") != std::string::npos); });
+    CHECK_THROWS_AS(parse(b.bytes()), GGUFError, [](const GGUFError& e) {
+        CHECK(std::string(e.what()).find("deeper") != std::string::npos);
+    });
 
     Builder shallow;  // [[1, 2], []] of u8 is fine, with a llama.cpp warning
     shallow.counts(0, 1).str("nested").u32(static_cast<uint32_t>(ValueType::Array));
@@ -314,8 +322,9 @@ TEST(deeply_nested_arrays_stop_at_the_depth_limit) {
 TEST(duplicate_keys_and_tensor_names_are_rejected) {
     Builder keys;
     keys.counts(0, 2).kv_u32("a.b", 1).kv_u32("a.b", 2);
-    CHECK_THROWS_AS(parse(keys.bytes()), GGUFError,
-                    [](const GGUFError& e) { CHECK(std::string(e.what()).find("duplicate key") != std::string::npos); });
+    CHECK_THROWS_AS(parse(keys.bytes()), GGUFError, [](const GGUFError& e) {
+        CHECK(std::string(e.what()).find("duplicate key") != std::string::npos);
+    });
     Builder names;
     names.counts(2, 0).tensor("t", {4}, 0, 0).tensor("t", {4}, 0, 32).pad_to(32).zeros(64);
     CHECK_THROWS_AS(parse(names.bytes()), GGUFError, [](auto&) {});

@@ -5,10 +5,14 @@ The public surface is re-exported here; the compiled core (``iris_models._core``
 
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from . import gguf
 from .errors import GGUFError, GGUFNeedMoreDataError, GGUFTruncatedError, IrisModelsError
+
+if TYPE_CHECKING:
+    from . import gguf
 
 try:
     __version__ = version("iris-models")
@@ -23,6 +27,18 @@ __all__ = [
     "__version__",
     "gguf",
 ]
+
+
+# Submodules load on first use, so that importing the package (and `iris-models --help`)
+# does not pay for numpy and the compiled core.
+_LAZY_SUBMODULES = frozenset({"gguf"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        return import_module(f"{__name__}.{name}")
+    message = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(message)
 
 
 def __dir__() -> list[str]:

