@@ -54,7 +54,9 @@ class GGUFTruncatedError(GGUFError):
 class GGUFNeedMoreDataError(GGUFError):
     """A buffer holding the first bytes of a file is too short to finish the header.
 
-    Fetch at least ``bytes_needed`` bytes from the start of the file and parse again.
+    ``bytes_needed`` is the least length that lets parsing get past where it stopped; fetch at
+    least that much from the start of the file (growing the fetch geometrically) and parse
+    again.
     """
 
     def __init__(

@@ -80,8 +80,14 @@ class GGUFFile:
 
     # -- lifetime -------------------------------------------------------------------------
     def close(self) -> None:
-        """Release this object's reference to the file; idempotent."""
+        """Release this object's reference to the file; idempotent.
+
+        Values built from the file (cached fields, metadata, tensors) are dropped too, so the
+        mapping goes away unless the caller still holds an array taken from it.
+        """
         self._documents = ()
+        for name in _CACHED:
+            self.__dict__.pop(name, None)
 
     @property
     def closed(self) -> bool:
@@ -108,11 +114,15 @@ class GGUFFile:
         )
 
     @property
-    def _primary(self) -> _core.GGUFDocument:
+    def _open_documents(self) -> tuple[_core.GGUFDocument, ...]:
         if not self._documents:
             message = "this GGUFFile is closed"
             raise ValueError(message)
-        return self._documents[0]
+        return self._documents
+
+    @property
+    def _primary(self) -> _core.GGUFDocument:
+        return self._open_documents[0]
 
     # -- the file ---------------------------------------------------------------------------
     @property
@@ -157,14 +167,14 @@ class GGUFFile:
                 file_size=document.file_size,
                 n_tensors=int(document.n_tensors),
             )
-            for document, path in zip(self._documents, self._paths, strict=True)
+            for document, path in zip(self._open_documents, self._paths, strict=True)
         )
 
     @cached_property
     def warnings(self) -> tuple[str, ...]:
         """Things that are legal but unusual, such as what llama.cpp would refuse."""
         found: list[str] = []
-        for document in self._documents:
+        for document in self._open_documents:
             found.extend(message for _, message in document.warnings)
             if document.warnings_dropped:
                 found.append(f"{document.name}: {document.warnings_dropped} more warnings")
@@ -188,7 +198,7 @@ class GGUFFile:
     def tensors(self) -> tuple[TensorInfo, ...]:
         """Every tensor of every shard, in file order."""
         found: list[TensorInfo] = []
-        for shard, document in enumerate(self._documents):
+        for shard, document in enumerate(self._open_documents):
             for name, shape, type_id, offset, nbytes, n_elements, _ in document.tensor_records():
                 found.append(
                     TensorInfo(
@@ -209,6 +219,10 @@ class GGUFFile:
         from ._summary import summarize
 
         return summarize(self)
+
+
+# What close() forgets: every cached property, found rather than listed so none is missed.
+_CACHED = tuple(name for name, attr in vars(GGUFFile).items() if isinstance(attr, cached_property))
 
 
 def open(path: str | os.PathLike[str], *, all_shards: bool = True) -> GGUFFile:
@@ -259,8 +273,11 @@ def parse(buffer: Buffer, *, file_size: int | None = None, name: str = "<buffer>
     ``file_size`` is the length of the whole file when known (from Content-Range, say): with
     it, claims past the end of the file are errors and tensor ranges are checked. When the
     buffer ends before the header does, :class:`~iris_models.errors.GGUFNeedMoreDataError`
-    says how many bytes to fetch (``bytes_needed``) before trying again. The buffer is used
-    in place, not copied, and must not change while the result is alive.
+    says how many bytes the walk needs to get past the point where it stopped
+    (``bytes_needed``). That is a lower bound, not the header's size: a fetch loop should
+    grow geometrically, e.g. to ``max(bytes_needed, 2 * len(buffer))``, or a large
+    vocabulary costs one round trip per token. The buffer is used in place, not copied, and
+    must not change while the result is alive.
     """
     document = _core.parse_gguf(buffer, file_size, name)
     return GGUFFile([document], [None])

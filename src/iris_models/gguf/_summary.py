@@ -86,9 +86,17 @@ class GGUFSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (tuples become lists)."""
-        data = asdict(self)
+        data: dict[str, Any] = _lists(asdict(self))
         data["dominant_type"] = self.dominant_type
         return data
+
+
+def _lists(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _lists(item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_lists(item) for item in value]
+    return value
 
 
 def summarize(model: GGUFFile) -> GGUFSummary:
