@@ -61,7 +61,9 @@ def test_inspect_key_prints_one_value_in_full(capsys):
     status, out, _ = run_cli(capsys, "inspect", "--sample", "--key", "tokenizer.ggml.tokens")
     assert status == 0
     assert out.count("\n") >= 320
-    status, out, _ = run_cli(capsys, "inspect", "--sample", "--key", "llama.context_length", "--json")
+    status, out, _ = run_cli(
+        capsys, "inspect", "--sample", "--key", "llama.context_length", "--json"
+    )
     assert json.loads(out) == {"llama.context_length": 2048}
 
 
@@ -84,7 +86,7 @@ def test_unknown_key_is_one_line_error(capsys):
     ("make", "expected"),
     [
         pytest.param(lambda d: d / "missing.gguf", "No such file or directory", id="missing"),
-        pytest.param(lambda d: d, "Is a directory", id="directory"),
+        pytest.param(lambda d: d, "is a directory", id="directory"),
         pytest.param(
             lambda d: (d / "empty.gguf", (d / "empty.gguf").write_bytes(b""))[0],
             "empty",

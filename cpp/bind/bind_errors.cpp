@@ -3,8 +3,6 @@
 // FileError becomes the OSError subclass its errno implies (FileNotFoundError, ...).
 #include "pybind.hpp"  // must be first
 
-#include <cstring>
-
 #include "common/byte_source.hpp"
 #include "gguf/gguf_parser.hpp"
 
@@ -45,9 +43,9 @@ void raise_gguf_error(const gguf::GGUFError& error) {
 
 void raise_file_error(const FileError& error) {
     const int code = error.code().value();
-    // OSError(errno, strerror, filename) returns the subclass that errno implies.
-    const py::object exception = py::reinterpret_borrow<py::object>(PyExc_OSError)(
-        code, std::strerror(code), error.path());
+    // OSError(errno, reason, filename) returns the subclass that errno implies.
+    const py::object exception
+        = py::reinterpret_borrow<py::object>(PyExc_OSError)(code, error.reason(), error.path());
     py::set_error(py::type::of(exception), exception);
 }
 

@@ -17,8 +17,8 @@
 namespace iris {
 namespace {
 
-std::string describe(const std::string& action, const std::string& path, int err) {
-    return action + " " + path + ": " + std::strerror(err);
+std::string describe(const std::string& action, int err) {
+    return std::string("cannot ") + action + ": " + std::strerror(err);
 }
 
 /// Closes a descriptor on every exit path.
@@ -43,25 +43,27 @@ private:
 std::pair<int, uint64_t> open_regular(const std::string& path) {
     int fd = -1;
     do {
-        fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        // Non-blocking, so that opening a FIFO returns at once instead of waiting for a
+        // writer; the type check below then refuses it. Regular files ignore the flag.
+        fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) {
         const int err = errno;
-        throw FileError(err, path, describe("cannot open", path, err));
+        throw FileError(err, path, describe("open", err));
     }
     struct stat st{};
     if (::fstat(fd, &st) != 0) {
         const int err = errno;
         ::close(fd);
-        throw FileError(err, path, describe("cannot stat", path, err));
+        throw FileError(err, path, describe("stat", err));
     }
     if (S_ISDIR(st.st_mode)) {
         ::close(fd);
-        throw FileError(EISDIR, path, path + " is a directory, not a file");
+        throw FileError(EISDIR, path, "is a directory, not a file");
     }
     if (!S_ISREG(st.st_mode)) {
         ::close(fd);
-        throw FileError(EINVAL, path, path + " is not a regular file");
+        throw FileError(EINVAL, path, "not a regular file (a device, FIFO or socket)");
     }
     return {fd, static_cast<uint64_t>(st.st_size)};
 }
@@ -111,13 +113,13 @@ OpenedFile map_file(const std::string& path) {
         return {std::make_shared<MappedFile>(nullptr, 0, path), 0};
     }
     if (file_size > static_cast<uint64_t>(SIZE_MAX)) {
-        throw FileError(ENOMEM, path, path + " is too large to map in this process");
+        throw FileError(ENOMEM, path, "too large to map in this process");
     }
     void* address
         = ::mmap(nullptr, static_cast<size_t>(file_size), PROT_READ, MAP_PRIVATE, fd.get(), 0);
     if (address == MAP_FAILED) {
         const int err = errno;
-        throw FileError(err, path, describe("cannot map", path, err));
+        throw FileError(err, path, describe("map", err));
     }
     // Parsers walk the header front to back; let the kernel read ahead for them.
     ::madvise(address, static_cast<size_t>(file_size), MADV_SEQUENTIAL);
@@ -138,7 +140,7 @@ OpenedFile read_file_prefix(const std::string& path, uint64_t max_bytes) {
                 continue;
             }
             const int err = errno;
-            throw FileError(err, path, describe("cannot read", path, err));
+            throw FileError(err, path, describe("read", err));
         }
         if (got == 0) {
             break;  // The file shrank while we read it; keep what we have.

@@ -9,16 +9,21 @@
 
 namespace iris {
 
-/// An OS error on a named file (open, stat, map, read). Carries errno and the path.
+/// An OS error on a named file (open, stat, map, read). Carries errno, the path, and a
+/// short reason without the path ("cannot open: No such file or directory").
 class FileError : public std::system_error {
 public:
-    FileError(int error_number, std::string path, const std::string& what)
-        : std::system_error(error_number, std::generic_category(), what), path_(std::move(path)) {}
+    FileError(int error_number, std::string path, std::string reason)
+        : std::system_error(error_number, std::generic_category(), path + ": " + reason)
+        , path_(std::move(path))
+        , reason_(std::move(reason)) {}
 
     [[nodiscard]] const std::string& path() const noexcept { return path_; }
+    [[nodiscard]] const std::string& reason() const noexcept { return reason_; }
 
 private:
     std::string path_;
+    std::string reason_;
 };
 
 /// Immutable bytes with a stable address for the lifetime of the object.

@@ -225,18 +225,23 @@ private:
         pos_ += 4;
         header_.version = version;
         header_.length_size = version == 1 ? 4 : 8;
+        if (version == 1) {
+            warn(4, "GGUF version 1 (2023): llama.cpp no longer loads v1 files");
+        }
 
-        const uint64_t counts_at = pos_;
+        const uint64_t tensor_count_at = pos_;
         header_.n_tensors = read_length("the tensor count");
+        const uint64_t kv_count_at = pos_;
         header_.n_kv = read_length("the key/value count");
         if (header_.n_tensors > limits_.max_tensor_count) {
-            fail(counts_at, "tensor count " + std::to_string(header_.n_tensors)
-                                + " exceeds the limit of "
-                                + std::to_string(limits_.max_tensor_count));
+            fail(tensor_count_at, "tensor count " + std::to_string(header_.n_tensors)
+                                      + " exceeds the limit of "
+                                      + std::to_string(limits_.max_tensor_count));
         }
         if (header_.n_kv > limits_.max_kv_count) {
-            fail(counts_at, "key/value count " + std::to_string(header_.n_kv)
-                                + " exceeds the limit of " + std::to_string(limits_.max_kv_count));
+            fail(kv_count_at, "key/value count " + std::to_string(header_.n_kv)
+                                  + " exceeds the limit of "
+                                  + std::to_string(limits_.max_kv_count));
         }
         // Smallest records: a 1-byte key with a u8 value; a 1-byte name with no dims.
         const uint64_t min_kv = header_.length_size + 1 + 4 + 1;
@@ -462,6 +467,9 @@ private:
             if (const auto [it, fresh] = seen.emplace(name, record_at); !fresh) {
                 fail(record_at, "duplicate tensor name '" + printable(name) + "' (first at byte "
                                     + std::to_string(it->second) + ")");
+            }
+            if (name_size == 0) {
+                warn(record_at, "tensor " + std::to_string(i) + " has an empty name");
             }
             if (name_size >= 64) {
                 warn(record_at, label + " has a 64-byte name; llama.cpp accepts at most 63");

@@ -22,9 +22,10 @@ class IrisModelsError(Exception):
 
 
 class GGUFError(IrisModelsError, ValueError):
-    """A file or buffer is not a valid GGUF file.
+    """A file or buffer is not a valid GGUF file, or the shards of a split model disagree.
 
-    The message names the file, the byte offset of the offending field and what was wrong.
+    The message names the file and what was wrong; for a fault inside a file it also names
+    the byte offset where the offending record or field starts (``offset``; None otherwise).
     """
 
     def __init__(self, message: str, *, path: str | None = None, offset: int | None = None):

@@ -3,6 +3,7 @@ functions that make one, :func:`open` for files and :func:`parse` for bytes in m
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -279,8 +280,23 @@ def parse(buffer: Buffer, *, file_size: int | None = None, name: str = "<buffer>
     vocabulary costs one round trip per token. The buffer is used in place, not copied, and
     must not change while the result is alive.
     """
+    if file_size is not None:
+        _check_file_size(file_size)
     document = _core.parse_gguf(buffer, file_size, name)
     return GGUFFile([document], [None])
+
+
+def _check_file_size(file_size: int) -> None:
+    # Checked here so a bad value gets a short message, not pybind11's argument dump (which
+    # would print the whole buffer).
+    try:
+        size = operator.index(file_size)
+    except TypeError:
+        message = f"file_size must be an int or None, not {type(file_size).__name__}"
+        raise TypeError(message) from None
+    if isinstance(file_size, bool) or not 0 <= size < 2**64:
+        message = f"file_size must be a byte count from 0 to 2**64 - 1, not {file_size!r}"
+        raise ValueError(message)
 
 
 def _split_count(document: _core.GGUFDocument) -> int:

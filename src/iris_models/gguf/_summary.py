@@ -175,7 +175,9 @@ def _per_layer(value: Any) -> PerLayer | None:
 def _head_size(embedding_length: int | None, head_count: PerLayer | None) -> int | None:
     if isinstance(head_count, tuple):  # llama.cpp derives head sizes from layer 0
         head_count = head_count[0] if head_count else 0
-    if not embedding_length or not head_count or embedding_length % head_count:
+    if not embedding_length or not head_count or embedding_length <= 0 or head_count <= 0:
+        return None
+    if embedding_length % head_count:
         return None
     return embedding_length // head_count
 
