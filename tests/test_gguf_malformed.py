@@ -14,7 +14,6 @@ import struct
 import subprocess
 import sys
 import textwrap
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -222,7 +221,6 @@ def test_single_byte_corruption_anywhere_parses_or_raises_gguf_error(variant: st
     unexpected = []
     # A hang would stall the whole run; dump the stack and exit instead.
     faulthandler.dump_traceback_later(120, exit=True)
-    started = time.perf_counter()
     try:
         for offset in range(len(full)):
             for value in sorted(_replacements(full[offset])):
@@ -239,7 +237,6 @@ def test_single_byte_corruption_anywhere_parses_or_raises_gguf_error(variant: st
     finally:
         faulthandler.cancel_dump_traceback_later()
     assert unexpected == []
-    assert time.perf_counter() - started < 15
 
 
 # -- (d) files that are not GGUF at all ---------------------------------------------------------
@@ -471,11 +468,12 @@ HUGE_CLAIMS = _huge_claims()
 def test_huge_claim_in_a_tiny_buffer_fails_at_once(claim: str) -> None:
     data = HUGE_CLAIMS[claim]
     for file_size in (None, 2**40):  # unknown size, and a remote file large enough to hold it
-        started = time.perf_counter()
         with pytest.raises(GGUFNeedMoreDataError) as raised:
             gguf.parse(data, file_size=file_size)
-        assert time.perf_counter() - started < 0.25  # walking 2^30 claims would take seconds
-        assert raised.value.bytes_needed > len(data)
+        # The claim is checked whole before any walk: every case claims at least 2^20 records
+        # of 8 or more bytes (or a 2^30-byte string), and the parser asks for all of it at
+        # once, where an element-by-element walk would ask for a few bytes more.
+        assert raised.value.bytes_needed >= 2**20 * 8
     with pytest.raises(GGUFTruncatedError):
         gguf.parse(data, file_size=len(data))
 
@@ -516,9 +514,7 @@ def test_huge_array_count_within_the_bytes_present_is_walked_not_materialized() 
     count = 2**16
     b = GGUFBuilder().header(0, 1).string("tokenizer.ggml.tokens").u32(ValueType.ARRAY)
     data = b.u32(ValueType.STRING).length(count).zeros(8 * count).to_bytes()
-    started = time.perf_counter()
     model = gguf.parse(data, file_size=len(data))
-    assert time.perf_counter() - started < 0.5
     tokens = model.metadata["tokenizer.ggml.tokens"]
     assert len(tokens) == count
     assert tokens[count - 1] == ""
