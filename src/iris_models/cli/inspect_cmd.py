@@ -225,7 +225,7 @@ def _summary_lines(summary: GGUFSummary) -> list[tuple[str, str]]:
     if summary.context_length is not None:
         lines.append(("Context", f"{summary.context_length:,} tokens"))
     if summary.block_count is not None:
-        layer = f"{summary.block_count} blocks"
+        layer = f"{summary.block_count} block{'s' if summary.block_count != 1 else ''}"
         if summary.embedding_length is not None:
             layer += f", embedding {summary.embedding_length:,}"
         if summary.feed_forward_length is not None:
