@@ -13,34 +13,10 @@ from typing import Any
 import gguf
 import numpy as np
 import pytest
+from tests.gguf_py_files import QT, VT, write_gguf
 
 import iris_models
 import iris_models.gguf as ig
-
-VT = gguf.GGUFValueType
-QT = gguf.GGMLQuantizationType
-
-
-def write_gguf(
-    path: Path,
-    kvs: Sequence[tuple[str, Any, VT, VT | None]] = (),
-    tensors: Sequence[tuple[str, np.ndarray, QT | None]] = (),
-    *,
-    arch: str = "llama",
-    split_max_tensors: int = 0,
-) -> Path:
-    """Writes a GGUF file with gguf-py's GGUFWriter; kvs are (key, value, type, element type)
-    and tensors (name, numpy data, ggml type of raw uint8 data or None)."""
-    writer = gguf.GGUFWriter(path, arch, split_max_tensors=split_max_tensors)
-    for key, value, value_type, element_type in kvs:
-        writer.add_key_value(key, value, value_type, sub_type=element_type)
-    for name, data, raw_dtype in tensors:
-        writer.add_tensor(name, data, raw_dtype=raw_dtype)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
 
 
 def quantized(ggml_type: QT, shape: Sequence[int]) -> np.ndarray:

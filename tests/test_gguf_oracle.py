@@ -11,50 +11,9 @@ from typing import Any
 import gguf
 import numpy as np
 import pytest
+from tests.gguf_py_files import KV, QT, VT, Tensor, write_gguf
 
 import iris_models.gguf as ig
-
-VT = gguf.GGUFValueType
-QT = gguf.GGMLQuantizationType
-
-# (key, value, value type, element type for arrays)
-KV = tuple[str, Any, VT, VT | None]
-# (name, data in numpy order, ggml type of raw bytes or None for a plain numpy dtype)
-Tensor = tuple[str, np.ndarray, QT | None]
-
-
-# -- writing ----------------------------------------------------------------------------------
-
-
-def write_gguf(
-    path: Path,
-    kvs: Sequence[KV] = (),
-    tensors: Sequence[Tensor] = (),
-    *,
-    endianess: gguf.GGUFEndian = gguf.GGUFEndian.LITTLE,
-    alignment: int | None = None,
-    split_max_tensors: int = 0,
-    tensor_data: bool = True,
-) -> Path:
-    """Writes a GGUF file with GGUFWriter. Without ``tensor_data`` the file ends right after
-    the tensor infos, as llama.cpp's vocab-only files do (GGUFWriter would pad it)."""
-    writer = gguf.GGUFWriter(
-        path, "llama", endianess=endianess, split_max_tensors=split_max_tensors
-    )
-    if alignment is not None:
-        writer.add_custom_alignment(alignment)
-    for key, value, value_type, element_type in kvs:
-        writer.add_key_value(key, value, value_type, sub_type=element_type)
-    for name, data, raw_dtype in tensors:
-        writer.add_tensor(name, data, raw_dtype=raw_dtype)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    if tensor_data:
-        writer.write_tensors_to_file()
-    else:
-        writer.write_ti_data_to_file()
-    writer.close()
-    return path
 
 
 def quantized(ggml_type: QT, shape: Sequence[int], seed: int = 0) -> np.ndarray:
