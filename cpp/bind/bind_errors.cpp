@@ -5,6 +5,7 @@
 
 #include "common/byte_source.hpp"
 #include "gguf/gguf_parser.hpp"
+#include "hash/file_hash.hpp"
 
 namespace iris::bind {
 namespace {
@@ -41,6 +42,11 @@ void raise_gguf_error(const gguf::GGUFError& error) {
     py::set_error(cls, instance);
 }
 
+void raise_with_path(const char* class_name, const char* message, const std::string& path) {
+    const py::object cls = errors_module().attr(class_name);
+    py::set_error(cls, cls(message, "path"_a = path));
+}
+
 void raise_file_error(const FileError& error) {
     const int code = error.code().value();
     // OSError(errno, reason, filename) returns the subclass that errno implies.
@@ -61,6 +67,13 @@ void bind_errors(py::module_&) {
             raise_gguf_error(error);
         } catch (const FileError& error) {
             raise_file_error(error);
+        } catch (const hash::FileChangedError& error) {
+            raise_with_path("FileChangedError", error.what(), error.path());
+        } catch (const hash::ManifestMismatch& error) {
+            raise_with_path("ManifestError", error.what(), error.path());
+        } catch (const hash::Cancelled& error) {
+            const py::object cls = errors_module().attr("OperationCancelled");
+            py::set_error(cls, cls(error.what()));
         }
     });
 }

@@ -6,4 +6,5 @@ PYBIND11_MODULE(_core, m) {
     // Errors first, so every later binding can raise the translated types.
     iris::bind::bind_errors(m);
     iris::bind::bind_gguf(m);
+    iris::bind::bind_hash(m);
 }

@@ -11,5 +11,6 @@ namespace iris::bind {
 
 void bind_errors(py::module_& m);
 void bind_gguf(py::module_& m);
+void bind_hash(py::module_& m);
 
 }  // namespace iris::bind

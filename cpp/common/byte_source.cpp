@@ -1,72 +1,20 @@
 #include "common/byte_source.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
-#include <vector>
 
 #if defined(_WIN32)
 #error "iris-models' byte sources support POSIX systems (Linux, Android, macOS) only for now"
 #endif
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "common/read_only_file.hpp"
 
 namespace iris {
 namespace {
-
-std::string describe(const std::string& action, int err) {
-    return std::string("cannot ") + action + ": " + std::strerror(err);
-}
-
-/// Closes a descriptor on every exit path.
-class FileDescriptor {
-public:
-    explicit FileDescriptor(int fd) : fd_(fd) {}
-    FileDescriptor(const FileDescriptor&) = delete;
-    FileDescriptor& operator=(const FileDescriptor&) = delete;
-    ~FileDescriptor() {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-    }
-    [[nodiscard]] int get() const noexcept { return fd_; }
-
-private:
-    int fd_;
-};
-
-/// Opens a regular file for reading and returns it with its size. Directories and other
-/// non-regular files are refused up front: mapping or reading them gives confusing errors.
-std::pair<int, uint64_t> open_regular(const std::string& path) {
-    int fd = -1;
-    do {
-        // Non-blocking, so that opening a FIFO returns at once instead of waiting for a
-        // writer; the type check below then refuses it. Regular files ignore the flag.
-        fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0) {
-        const int err = errno;
-        throw FileError(err, path, describe("open", err));
-    }
-    struct stat st{};
-    if (::fstat(fd, &st) != 0) {
-        const int err = errno;
-        ::close(fd);
-        throw FileError(err, path, describe("stat", err));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        ::close(fd);
-        throw FileError(EISDIR, path, "is a directory, not a file");
-    }
-    if (!S_ISREG(st.st_mode)) {
-        ::close(fd);
-        throw FileError(EINVAL, path, "not a regular file (a device, FIFO or socket)");
-    }
-    return {fd, static_cast<uint64_t>(st.st_size)};
-}
 
 class MappedFile final : public ByteSource {
 public:
@@ -107,19 +55,19 @@ private:
 }  // namespace
 
 OpenedFile map_file(const std::string& path) {
-    const auto [raw_fd, file_size] = open_regular(path);
-    const FileDescriptor fd(raw_fd);
+    const ReadOnlyFile file(path);
+    const uint64_t file_size = file.size();
     if (file_size == 0) {
         return {std::make_shared<MappedFile>(nullptr, 0, path), 0};
     }
     if (file_size > static_cast<uint64_t>(SIZE_MAX)) {
         throw FileError(ENOMEM, path, "too large to map in this process");
     }
-    void* address
-        = ::mmap(nullptr, static_cast<size_t>(file_size), PROT_READ, MAP_PRIVATE, fd.get(), 0);
+    void* address = ::mmap(nullptr, static_cast<size_t>(file_size), PROT_READ, MAP_PRIVATE,
+                           file.descriptor(), 0);
     if (address == MAP_FAILED) {
         const int err = errno;
-        throw FileError(err, path, describe("map", err));
+        throw FileError(err, path, std::string("cannot map: ") + std::strerror(err));
     }
     // Parsers walk the header front to back; let the kernel read ahead for them.
     ::madvise(address, static_cast<size_t>(file_size), MADV_SEQUENTIAL);
@@ -127,28 +75,12 @@ OpenedFile map_file(const std::string& path) {
 }
 
 OpenedFile read_file_prefix(const std::string& path, uint64_t max_bytes) {
-    const auto [raw_fd, file_size] = open_regular(path);
-    const FileDescriptor fd(raw_fd);
-    const uint64_t wanted = file_size < max_bytes ? file_size : max_bytes;
+    const ReadOnlyFile file(path);
+    const uint64_t wanted = std::min(file.size(), max_bytes);
     std::string bytes(static_cast<size_t>(wanted), '\0');
-    uint64_t done = 0;
-    while (done < wanted) {
-        const ssize_t got = ::pread(fd.get(), bytes.data() + done,
-                                    static_cast<size_t>(wanted - done), static_cast<off_t>(done));
-        if (got < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            const int err = errno;
-            throw FileError(err, path, describe("read", err));
-        }
-        if (got == 0) {
-            break;  // The file shrank while we read it; keep what we have.
-        }
-        done += static_cast<uint64_t>(got);
-    }
-    bytes.resize(static_cast<size_t>(done));
-    return {std::make_shared<OwnedBytes>(std::move(bytes), path), file_size};
+    // A file that shrank since it was opened gives fewer bytes; keep what there is.
+    bytes.resize(file.read_at(0, reinterpret_cast<uint8_t*>(bytes.data()), bytes.size()));
+    return {std::make_shared<OwnedBytes>(std::move(bytes), path), file.size()};
 }
 
 std::shared_ptr<const ByteSource> make_owned_source(std::string bytes, std::string name) {

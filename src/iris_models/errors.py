@@ -4,9 +4,14 @@ Each class also derives from the built-in exception a caller would expect, so ge
 handlers keep working::
 
     IrisModelsError
-     └── GGUFError (ValueError)              a file is not valid GGUF
-          ├── GGUFTruncatedError             the file ends before its header or data do
-          └── GGUFNeedMoreDataError          a buffer holds too few of a file's first bytes
+     ├── GGUFError (ValueError)              a file is not valid GGUF
+     │    ├── GGUFTruncatedError             the file ends before its header or data do
+     │    └── GGUFNeedMoreDataError          a buffer holds too few of a file's first bytes
+     ├── VerifyError                         verification could not give an answer
+     │    ├── DigestFormatError (ValueError) a digest string is malformed
+     │    ├── ManifestError (ValueError)     a piece manifest does not fit the file
+     │    └── FileChangedError (RuntimeError) the file changed while it was read
+     └── OperationCancelled                  a long operation was cancelled
 
 File-system failures (a missing file, a directory, no permission) are raised as the
 standard OSError subclasses, with the path in ``filename``.
@@ -14,7 +19,17 @@ standard OSError subclasses, with the path in ``filename``.
 
 from __future__ import annotations
 
-__all__ = ["GGUFError", "GGUFNeedMoreDataError", "GGUFTruncatedError", "IrisModelsError"]
+__all__ = [
+    "DigestFormatError",
+    "FileChangedError",
+    "GGUFError",
+    "GGUFNeedMoreDataError",
+    "GGUFTruncatedError",
+    "IrisModelsError",
+    "ManifestError",
+    "OperationCancelled",
+    "VerifyError",
+]
 
 
 class IrisModelsError(Exception):
@@ -70,3 +85,28 @@ class GGUFNeedMoreDataError(GGUFError):
     ):
         super().__init__(message, path=path, offset=offset)
         self.bytes_needed = bytes_needed
+
+
+class VerifyError(IrisModelsError):
+    """Verification could not give an answer (a mismatch is an answer: see VerifyResult)."""
+
+    def __init__(self, message: str, *, path: str | None = None):
+        super().__init__(message)
+        self.path = path
+
+
+class DigestFormatError(VerifyError, ValueError):
+    """A digest string is not ``algo:hex`` with a known algorithm and the right length."""
+
+
+class ManifestError(VerifyError, ValueError):
+    """A piece manifest is malformed or describes a different file."""
+
+
+class FileChangedError(VerifyError, RuntimeError):
+    """The file's size, modification time or identity changed while it was being read, so
+    no digest describes it. Hash it again once nothing is writing to it."""
+
+
+class OperationCancelled(IrisModelsError):
+    """A long-running operation stopped because it was asked to."""
