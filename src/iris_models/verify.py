@@ -28,8 +28,10 @@ __all__ = [
     "ALGORITHMS",
     "DEFAULT_PIECE_SIZE",
     "Digest",
+    "DigestResult",
     "Manifest",
     "VerifyResult",
+    "digest_many",
     "file_digest",
     "manifest",
     "sha256_backends",
@@ -383,6 +385,58 @@ def verify(
     )
 
 
+@dataclass(frozen=True)
+class DigestResult:
+    """One file's digest from :func:`digest_many`, or the error that stopped it."""
+
+    path: Path
+    digest: Digest | None
+    size: int | None
+    error: str | None = None
+
+
+def digest_many(
+    paths: Iterable[str | os.PathLike[str]],
+    algorithm: str = "sha256",
+    *,
+    workers: int | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> list[DigestResult]:
+    """Digests of many files, ``workers`` at a time (default: one per core), in input order.
+    A file that is missing, unreadable or changing gets ``error`` instead of stopping the
+    batch."""
+    files = [Path(path) for path in paths]
+    if algorithm == "sha256":
+        progress = _core.Progress()
+        names = [os.fspath(path) for path in files]
+        rows = _watch(
+            progress, lambda: _core.sha256_files(names, workers or 0, progress), on_progress
+        )
+        return [
+            DigestResult(path, Digest("sha256", hex_digest), size)
+            if error is None and hex_digest is not None
+            else DigestResult(path, None, None, error)
+            for path, (hex_digest, size, error, _, _) in zip(files, rows, strict=True)
+        ]
+    if algorithm not in ALGORITHMS:
+        known = ", ".join(ALGORITHMS)
+        message = f"unknown digest algorithm {algorithm!r}; known: {known}"
+        raise DigestFormatError(message)
+    with ThreadPoolExecutor(max_workers=workers or _core.default_threads()) as pool:
+        return list(pool.map(lambda path: _seal_result(path, algorithm), files))
+
+
+def _seal_result(path: Path, algorithm: str) -> DigestResult:
+    try:
+        digest, size = _digest_and_size(path, algorithm, None)
+    except OSError as error:
+        # The same "path: reason" shape as the errors the C++ pool reports.
+        return DigestResult(path, None, None, f"{path}: {error.strerror or error}")
+    except FileChangedError as error:
+        return DigestResult(path, None, None, str(error))
+    return DigestResult(path, digest, size)
+
+
 def verify_many(
     items: Iterable[tuple[str | os.PathLike[str], str | Digest]],
     *,
@@ -395,33 +449,16 @@ def verify_many(
     result with ``error`` set instead of stopping the batch.
     """
     pairs = [(Path(path), Digest.parse(expected)) for path, expected in items]
-    results: list[VerifyResult | None] = [None] * len(pairs)
-    sha_indices = [i for i, (_, want) in enumerate(pairs) if want.algorithm == "sha256"]
-    if sha_indices:
-        progress = _core.Progress()
-        paths = [os.fspath(pairs[i][0]) for i in sha_indices]
-        rows = _watch(
-            progress, lambda: _core.sha256_files(paths, workers or 0, progress), on_progress
+    results: dict[int, VerifyResult] = {}
+    for algorithm in sorted({want.algorithm for _, want in pairs}):
+        indices = [i for i, (_, want) in enumerate(pairs) if want.algorithm == algorithm]
+        found = digest_many(
+            [pairs[i][0] for i in indices], algorithm, workers=workers, on_progress=on_progress
         )
-        for index, (hex_digest, size, error, _, _) in zip(sha_indices, rows, strict=True):
-            path, want = pairs[index]
-            if error is not None or hex_digest is None:
-                results[index] = VerifyResult(path, False, want, None, None, (), error)
-            else:
-                actual = Digest("sha256", hex_digest)
-                results[index] = VerifyResult(path, actual == want, want, actual, size)
-    others = [i for i, (_, want) in enumerate(pairs) if want.algorithm != "sha256"]
-    if others:
-        with ThreadPoolExecutor(max_workers=workers or _core.default_threads()) as pool:
-            checked = pool.map(lambda i: _verify_one(*pairs[i]), others)
-            for index, result in zip(others, checked, strict=True):
-                results[index] = result
-    return [result for result in results if result is not None]
-
-
-def _verify_one(path: Path, want: Digest) -> VerifyResult:
-    try:
-        actual, size = _digest_and_size(path, want.algorithm, None)
-    except (OSError, FileChangedError) as error:
-        return VerifyResult(path, False, want, None, None, (), str(error))
-    return VerifyResult(path, actual == want, want, actual, size)
+        for index, result in zip(indices, found, strict=True):
+            want = pairs[index][1]
+            ok = result.digest == want and result.error is None
+            results[index] = VerifyResult(
+                result.path, ok, want, result.digest, result.size, (), result.error
+            )
+    return [results[i] for i in range(len(pairs))]

@@ -7,14 +7,25 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
 
 from ..errors import IrisModelsError
 
-__all__ = ["EXIT_ERROR", "err_console", "format_bytes", "out_console", "print_json", "run_guarded"]
+__all__ = [
+    "EXIT_ERROR",
+    "byte_progress",
+    "err_console",
+    "format_bytes",
+    "out_console",
+    "print_json",
+    "run_guarded",
+]
+
+ProgressCallback = Callable[[int, int], None]
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -35,6 +46,33 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     return str(value)
+
+
+@contextmanager
+def byte_progress(description: str, *, enabled: bool = True) -> Iterator[ProgressCallback]:
+    """A progress bar with bytes, speed and ETA on stderr, fed by the returned callback.
+    Shown only on a terminal (and never with --json), so pipes and logs stay clean."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    if not enabled or not err_console.is_terminal:
+        yield lambda _done, _total: None
+        return
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total or None)
 
 
 def format_bytes(size: int | None) -> str:
