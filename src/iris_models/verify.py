@@ -10,6 +10,8 @@ cancels the work cleanly.
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import re
@@ -98,6 +100,30 @@ class Manifest:
     sha256: Digest
     pieces: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        # Checked at run time: manifests come from JSON files and hand-written code.
+        given: tuple[Any, ...] = (self.size, self.piece_size, self.sha256, self.pieces)
+        size, piece_size, sha256, pieces = given
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (size, piece_size))
+        if not ints or size < 0 or piece_size <= 0 or piece_size % 64:
+            message = (
+                f"manifest size {self.size!r} / piece size {self.piece_size!r} are not valid "
+                "(the piece size must be a positive multiple of 64)"
+            )
+            raise ManifestError(message)
+        if not isinstance(sha256, Digest) or sha256.algorithm != "sha256":
+            message = f"a manifest's whole-file digest must be a sha256 Digest, not {self.sha256!r}"
+            raise ManifestError(message)
+        if len(self.pieces) != -(-self.size // self.piece_size):
+            message = (
+                f"{len(self.pieces)} piece digests do not fit size {self.size} "
+                f"in {self.piece_size}-byte pieces"
+            )
+            raise ManifestError(message)
+        if not all(isinstance(p, str) and len(p) == 64 and _HEX.fullmatch(p) for p in pieces):
+            message = "piece digests must be 64 lowercase hex digits"
+            raise ManifestError(message)
+
     def piece_range(self, index: int) -> tuple[int, int]:
         """The ``[start, end)`` byte range of piece ``index``."""
         start = index * self.piece_size
@@ -122,21 +148,7 @@ class Manifest:
         except (KeyError, TypeError, DigestFormatError) as error:
             message = f"not a piece manifest: {error}"
             raise ManifestError(message) from None
-        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (size, piece_size))
-        if not ints or size < 0 or piece_size <= 0 or piece_size % 64:
-            message = f"manifest size {size!r} / piece size {piece_size!r} are not valid"
-            raise ManifestError(message)
-        if sha256.algorithm != "sha256":
-            message = f"a manifest's whole-file digest must be sha256, not {sha256.algorithm}"
-            raise ManifestError(message)
-        if len(pieces) != -(-size // piece_size):
-            message = (
-                f"{len(pieces)} piece digests do not fit size {size} in {piece_size}-byte pieces"
-            )
-            raise ManifestError(message)
-        if not all(isinstance(p, str) and len(p) == 64 and _HEX.fullmatch(p) for p in pieces):
-            message = "piece digests must be 64 lowercase hex digits"
-            raise ManifestError(message)
+        # __post_init__ checks sizes, the digest and every piece.
         return cls(size, piece_size, sha256, pieces)
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -178,12 +190,22 @@ class _Watchable(Protocol):
 
 
 class _PythonProgress:
-    """The Python-side twin of _core.Progress, for work done by the seal libraries."""
+    """The Python-side twin of _core.Progress, for work done by the seal libraries; several
+    worker threads may add to it at once."""
 
     def __init__(self) -> None:
         self.bytes_done = 0
         self.bytes_total = 0
         self.cancelled = False
+        self._lock = threading.Lock()
+
+    def add_done(self, count: int) -> None:
+        with self._lock:
+            self.bytes_done += count
+
+    def add_total(self, count: int) -> None:
+        with self._lock:
+            self.bytes_total += count
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -216,6 +238,16 @@ def _watch(progress: _Watchable, work: Callable[[], T], on_progress: ProgressCal
     if on_progress is not None:
         on_progress(progress.bytes_done, progress.bytes_total)
     return outcome["value"]  # type: ignore[no-any-return]
+
+
+def _threads(workers: object) -> int:
+    """Threads for the core: 0 means one per core."""
+    if workers is None:
+        return 0
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        message = f"workers must be a positive int or None, not {workers!r}"
+        raise ValueError(message)
+    return workers
 
 
 # -- digests -------------------------------------------------------------------------------------
@@ -271,26 +303,45 @@ def _seal_file(path: Path, algorithm: str, progress: _PythonProgress) -> tuple[D
         import blake3
 
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    with open(path, "rb", buffering=0) as stream:
+    with _open_regular(path) as stream:
         before = os.fstat(stream.fileno())
-        if stat.S_ISDIR(before.st_mode):
-            raise IsADirectoryError(21, "is a directory, not a file", str(path))
-        progress.bytes_total = before.st_size
+        progress.add_total(before.st_size)
         buffer = bytearray(_SEAL_CHUNK)
         view = memoryview(buffer)
-        while True:
+        done = 0
+        # Read exactly the size seen at open: a file that grows or shrinks meanwhile is caught
+        # below, and a device that never ends cannot keep us here.
+        while done < before.st_size:
             if progress.cancelled:
                 message = "cancelled"
                 raise OperationCancelled(message)
-            got = stream.readinto(buffer)
+            got = stream.readinto(view[: min(len(buffer), before.st_size - done)])
             if not got:
                 break
             hasher.update(view[:got])
-            progress.bytes_done += got
+            done += got
+            progress.add_done(got)
         after = os.fstat(stream.fileno())
-    if not _same_file(before, after, path) or progress.bytes_done != before.st_size:
+    if done != before.st_size or not _same_file(before, after, path):
         raise FileChangedError(_changed_message(path), path=str(path))
-    return Digest(algorithm, hasher.hexdigest()), progress.bytes_done
+    return Digest(algorithm, hasher.hexdigest()), done
+
+
+def _open_regular(path: Path) -> io.FileIO:
+    """Opens a regular file for reading, as the C++ core does: without blocking on a FIFO,
+    and refusing directories, devices and sockets with the OSError their errno implies."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory, not a file", str(path))
+        if not stat.S_ISREG(mode):
+            reason = "not a regular file (a device, FIFO or socket)"
+            raise OSError(errno.EINVAL, reason, str(path))
+        return os.fdopen(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _same_file(before: os.stat_result, after: os.stat_result, path: Path) -> bool:
@@ -326,7 +377,7 @@ def manifest(
     progress = _core.Progress()
     size, used_piece_size, whole, pieces = _watch(
         progress,
-        lambda: _core.build_manifest(os.fspath(path), piece_size, workers or 0, progress),
+        lambda: _core.build_manifest(os.fspath(path), piece_size, _threads(workers), progress),
         on_progress,
     )
     return Manifest(size, used_piece_size, Digest("sha256", whole), tuple(pieces))
@@ -354,7 +405,13 @@ def verify(
             raise ValueError(message)
         actual, size = _digest_and_size(file_path, wanted.algorithm, on_progress)
         return VerifyResult(file_path, actual == wanted, wanted, actual, size)
-    if wanted is not None and wanted.algorithm == "sha256" and wanted != manifest.sha256:
+    if wanted is not None and wanted.algorithm != "sha256":
+        message = (
+            f"a piece manifest checks SHA-256; {wanted.algorithm} digests cannot be checked "
+            "with one: pass the sha256 digest, or no digest"
+        )
+        raise ValueError(message)
+    if wanted is not None and wanted != manifest.sha256:
         message = (
             f"{file_path}: the manifest is for {manifest.sha256}, not {wanted}: "
             "it was made from a different file"
@@ -368,7 +425,7 @@ def verify(
             manifest.size,
             manifest.piece_size,
             list(manifest.pieces),
-            workers or 0,
+            _threads(workers),
             progress,
         ),
         on_progress,
@@ -410,7 +467,7 @@ def digest_many(
         progress = _core.Progress()
         names = [os.fspath(path) for path in files]
         rows = _watch(
-            progress, lambda: _core.sha256_files(names, workers or 0, progress), on_progress
+            progress, lambda: _core.sha256_files(names, _threads(workers), progress), on_progress
         )
         return [
             DigestResult(path, Digest("sha256", hex_digest), size)
@@ -422,13 +479,18 @@ def digest_many(
         known = ", ".join(ALGORITHMS)
         message = f"unknown digest algorithm {algorithm!r}; known: {known}"
         raise DigestFormatError(message)
-    with ThreadPoolExecutor(max_workers=workers or _core.default_threads()) as pool:
-        return list(pool.map(lambda path: _seal_result(path, algorithm), files))
+    seal_progress = _PythonProgress()
+
+    def seal_all() -> list[DigestResult]:
+        with ThreadPoolExecutor(max_workers=_threads(workers) or _core.default_threads()) as pool:
+            return list(pool.map(lambda path: _seal_result(path, algorithm, seal_progress), files))
+
+    return _watch(seal_progress, seal_all, on_progress)
 
 
-def _seal_result(path: Path, algorithm: str) -> DigestResult:
+def _seal_result(path: Path, algorithm: str, progress: _PythonProgress) -> DigestResult:
     try:
-        digest, size = _digest_and_size(path, algorithm, None)
+        digest, size = _seal_file(path, algorithm, progress)
     except OSError as error:
         # The same "path: reason" shape as the errors the C++ pool reports.
         return DigestResult(path, None, None, f"{path}: {error.strerror or error}")
@@ -450,11 +512,20 @@ def verify_many(
     """
     pairs = [(Path(path), Digest.parse(expected)) for path, expected in items]
     results: dict[int, VerifyResult] = {}
+    finished = [0, 0]  # bytes done and total of the algorithm groups already verified
+
+    def report(done: int, total: int) -> None:
+        if on_progress is not None:
+            on_progress(finished[0] + done, finished[1] + total)
+
     for algorithm in sorted({want.algorithm for _, want in pairs}):
         indices = [i for i, (_, want) in enumerate(pairs) if want.algorithm == algorithm]
         found = digest_many(
-            [pairs[i][0] for i in indices], algorithm, workers=workers, on_progress=on_progress
+            [pairs[i][0] for i in indices], algorithm, workers=workers, on_progress=report
         )
+        group_bytes = sum(result.size or 0 for result in found)
+        finished[0] += group_bytes
+        finished[1] += group_bytes
         for index, result in zip(indices, found, strict=True):
             want = pairs[index][1]
             ok = result.digest == want and result.error is None
