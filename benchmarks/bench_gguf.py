@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from _proc_status import STATUS_KEYS, memory_status_kib, reset_peak_rss
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 
@@ -372,29 +374,6 @@ def time_ours_with_tokens(path: Path, repeats: int) -> list[float]:
     return samples
 
 
-_STATUS_KEYS = ("VmRSS", "VmHWM", "RssAnon", "RssFile")
-
-
-def memory_status_kib() -> dict[str, int]:
-    found = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            key, _, rest = line.partition(":")
-            if key in _STATUS_KEYS:
-                found[key] = int(rest.split()[0])
-    return found
-
-
-def reset_peak_rss() -> bool:
-    """Set VmHWM to the current RSS (Linux >= 4.0), so the next peak is this run's own."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return True
-
-
 class AnonPeakSampler:
     """Samples anonymous RSS (statm resident - shared) on a thread while a reader runs.
 
@@ -468,7 +447,7 @@ def child_main(reader_name: str, path: Path) -> int:
         "peak_reset": peak_reset,
         "n_kv": parsed.n_kv,
         "n_tensors": parsed.n_tensors,
-        **{f"{key}_growth_kib": after[key] - before[key] for key in _STATUS_KEYS},
+        **{f"{key}_growth_kib": after[key] - before[key] for key in STATUS_KEYS},
         "anon_peak_growth_kib": sampler.peak_growth_kib,
         "anon_samples": sampler.samples,
     }

@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from _proc_status import STATUS_KEYS, memory_status_kib, reset_peak_rss
+
 MIB = 1 << 20
 GB = 1e9  # throughput is reported in decimal GB/s, as openssl speed and most peers do
 SEED = 20260415
@@ -350,28 +352,6 @@ def startup_seconds(command: Sequence[str], runs: int = 5) -> float:
 
 # -- memory in a fresh process ----------------------------------------------------------------
 
-_STATUS_KEYS = ("VmRSS", "VmHWM", "RssAnon", "RssFile")
-
-
-def memory_status_kib() -> dict[str, int]:
-    found = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            key, _, rest = line.partition(":")
-            if key in _STATUS_KEYS:
-                found[key] = int(rest.split()[0])
-    return found
-
-
-def reset_peak_rss() -> bool:
-    """Set VmHWM to the current RSS (Linux >= 4.0), so the next peak is this run's own."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return True
-
 
 def child_main(spec_json: str) -> int:
     """Runs one operation in this fresh process and prints its memory growth as JSON."""
@@ -396,7 +376,7 @@ def child_main(spec_json: str) -> int:
     result = operations[op]()
     after = memory_status_kib()
     del result
-    growth = {f"{key}_growth_kib": after[key] - before[key] for key in _STATUS_KEYS}
+    growth = {f"{key}_growth_kib": after[key] - before[key] for key in STATUS_KEYS}
     print(json.dumps({"peak_reset": peak_reset, **growth}))
     return 0
 
