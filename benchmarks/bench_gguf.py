@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from _proc_status import STATUS_KEYS, memory_status_kib, reset_peak_rss
+from _tables import format_table
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -485,19 +486,6 @@ def median_ms(samples: Sequence[float]) -> float:
 
 def format_ms(value: float) -> str:
     return f"{value:,.0f}" if value >= 1000 else f"{value:.2f}"
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        # First column left-aligned (names), the rest right-aligned (numbers).
-        parts = [f"{cells[0]:<{widths[0]}}"]
-        parts += [f"{cell:>{width}}" for cell, width in zip(cells[1:], widths[1:], strict=True)]
-        return " | ".join(parts)
-
-    rule = "-+-".join("-" * width for width in widths)
-    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
 
 
 def timing_table(result: FileResult) -> str:

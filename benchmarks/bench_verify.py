@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from _proc_status import STATUS_KEYS, memory_status_kib, reset_peak_rss
+from _tables import format_table
 
 MIB = 1 << 20
 GB = 1e9  # throughput is reported in decimal GB/s, as openssl speed and most peers do
@@ -439,19 +440,6 @@ def measure_memory(files: Files, runs: int) -> list[dict[str, Any]]:
 
 def median_gbps(size_bytes: int, samples: Sequence[Sample]) -> float:
     return size_bytes / statistics.median(sample.wall_s for sample in samples) / GB
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        # First column left-aligned (names), the rest right-aligned (numbers).
-        parts = [f"{cells[0]:<{widths[0]}}"]
-        parts += [f"{cell:>{width}}" for cell, width in zip(cells[1:], widths[1:], strict=True)]
-        return " | ".join(parts)
-
-    rule = "-+-".join("-" * width for width in widths)
-    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
 
 
 def throughput_table(cases: Sequence[Case], samples: dict[str, list[Sample]]) -> str:
