@@ -48,14 +48,15 @@ uint64_t read_xcr0() {
 
 void probe_x86(CpuFeatures& out) {
     out.architecture = sizeof(void*) == 8 ? "x86_64" : "x86";
-    const unsigned max_leaf = __get_cpuid_max(0, nullptr);
+    // gcc's cpuid.h returns unsigned here and clang's int: cast for both.
+    const auto max_leaf = static_cast<unsigned>(__get_cpuid_max(0, nullptr));
     const Registers vendor = cpuid(0);
     char vendor_text[13] = {};
     std::memcpy(vendor_text, &vendor.ebx, 4);
     std::memcpy(vendor_text + 4, &vendor.edx, 4);
     std::memcpy(vendor_text + 8, &vendor.ecx, 4);
     out.vendor = vendor_text;
-    if (__get_cpuid_max(0x80000000, nullptr) >= 0x80000004) {
+    if (static_cast<unsigned>(__get_cpuid_max(0x80000000, nullptr)) >= 0x80000004u) {
         char brand[49] = {};
         for (unsigned i = 0; i < 3; ++i) {
             const Registers r = cpuid(0x80000002 + i);
