@@ -288,9 +288,12 @@ def _digest_and_size(
         return _watch(
             seal_progress, lambda: _seal_file(path, algorithm, seal_progress), on_progress
         )
+    raise _unknown_algorithm(algorithm)
+
+
+def _unknown_algorithm(algorithm: str) -> DigestFormatError:
     known = ", ".join(ALGORITHMS)
-    message = f"unknown digest algorithm {algorithm!r}; known: {known}"
-    raise DigestFormatError(message)
+    return DigestFormatError(f"unknown digest algorithm {algorithm!r}; known: {known}")
 
 
 def _seal_file(path: Path, algorithm: str, progress: _PythonProgress) -> tuple[Digest, int]:
@@ -476,9 +479,7 @@ def digest_many(
             for path, (hex_digest, size, error, _, _) in zip(files, rows, strict=True)
         ]
     if algorithm not in ALGORITHMS:
-        known = ", ".join(ALGORITHMS)
-        message = f"unknown digest algorithm {algorithm!r}; known: {known}"
-        raise DigestFormatError(message)
+        raise _unknown_algorithm(algorithm)
     seal_progress = _PythonProgress()
 
     def seal_all() -> list[DigestResult]:

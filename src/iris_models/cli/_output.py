@@ -18,6 +18,7 @@ from ..errors import IrisModelsError
 __all__ = [
     "EXIT_ERROR",
     "byte_progress",
+    "describe_os_error",
     "err_console",
     "format_bytes",
     "out_console",
@@ -98,7 +99,7 @@ def run_guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except (IrisModelsError, OSError) as error:
-        message = _describe_os_error(error) if isinstance(error, OSError) else str(error)
+        message = describe_os_error(error) if isinstance(error, OSError) else str(error)
         err_console.print(f"iris-models: error: {message}", markup=False, soft_wrap=True)
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -106,7 +107,8 @@ def run_guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
         return EXIT_INTERRUPTED
 
 
-def _describe_os_error(error: OSError) -> str:
+def describe_os_error(error: OSError) -> str:
+    """``path: reason``, the one-line form every command prints for an OS error."""
     if error.filename is not None and error.strerror:
         return f"{error.filename}: {error.strerror}"
     return str(error)

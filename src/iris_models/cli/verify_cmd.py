@@ -9,7 +9,14 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._output import EXIT_ERROR, byte_progress, format_bytes, out_console, print_json
+from ._output import (
+    EXIT_ERROR,
+    byte_progress,
+    describe_os_error,
+    format_bytes,
+    out_console,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from ..verify import Manifest, VerifyResult
@@ -105,11 +112,7 @@ def _check(
         )
         return _report_result(result, manifest_path)
     except (OSError, IrisModelsError) as error:
-        text = (
-            f"{path}: {error.strerror}"
-            if isinstance(error, OSError) and error.strerror
-            else str(error)
-        )
+        text = describe_os_error(error) if isinstance(error, OSError) else str(error)
         return _report(path, ok=False, error=text)
 
 

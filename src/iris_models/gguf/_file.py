@@ -291,11 +291,8 @@ def _check_file_size(file_size: int) -> None:
 
 
 def _split_count(document: _core.GGUFDocument) -> int:
-    for key, record in document.kv_records():
-        if key == "split.count":
-            value = record[5]
-            return value if isinstance(value, int) and not isinstance(value, bool) else 0
-    return 0
+    value = _split_keys(document).get("split.count")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _split_keys(document: _core.GGUFDocument) -> dict[str, Any]:
