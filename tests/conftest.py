@@ -34,3 +34,12 @@ def real_gemma_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "iris-models-tests"
     return Path(gemma.assemble(cache / "gemma-3-270m-q4_k_m.gguf"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test gets its own cache folder, so cached probe results never leak between tests
+    or from the developer's own cache."""
+    monkeypatch.setenv("IRIS_MODELS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))

@@ -11,7 +11,8 @@ handlers keep working::
      │    ├── DigestFormatError (ValueError) a digest string is malformed
      │    ├── ManifestError (ValueError)     a piece manifest does not fit the file
      │    └── FileChangedError (RuntimeError) the file changed while it was read
-     └── OperationCancelled                  a long operation was cancelled
+     ├── OperationCancelled                  a long operation was cancelled
+     └── DeviceProfileError (ValueError)     a device profile or override is invalid
 
 File-system failures (a missing file, a directory, no permission) are raised as the
 standard OSError subclasses, with the path in ``filename``.
@@ -20,6 +21,7 @@ standard OSError subclasses, with the path in ``filename``.
 from __future__ import annotations
 
 __all__ = [
+    "DeviceProfileError",
     "DigestFormatError",
     "FileChangedError",
     "GGUFError",
@@ -110,3 +112,10 @@ class FileChangedError(VerifyError, RuntimeError):
 
 class OperationCancelled(IrisModelsError):
     """A long-running operation stopped because it was asked to."""
+
+
+class DeviceProfileError(IrisModelsError, ValueError):
+    """A device profile (a JSON file, a shipped profile name) or an override is invalid.
+
+    The message names the field by its path (``cpu.clusters[1].cpus``) and what was wrong.
+    """

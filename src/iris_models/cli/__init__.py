@@ -15,6 +15,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("inspect_cmd", "show what a GGUF file holds: summary, metadata, tensors"),
     "hash": ("hash_cmd", "print files' digests (sha256, or an xxh128 / blake3 seal)"),
     "verify": ("verify_cmd", "check files against digests or piece manifests"),
+    "device": ("device_cmd", "show this device's CPU, memory, GPUs, backends and class"),
 }
 
 

@@ -1,0 +1,177 @@
+"""GPU probing, isolated: each API (Vulkan, OpenCL, CUDA) is probed in a child process of
+its own, with a timeout, and the answers are cached.
+
+A driver that crashes (SIGSEGV in the loader) or hangs (a wedged kernel module) takes only
+its child down; the parent reports ``crashed`` or ``timed_out`` for that API and goes on.
+Results, failures included, are cached until the boot, the driver files or the relevant
+environment change, so a hanging driver costs its timeout once, not at every start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from . import _cache
+from ._gpu_child import APIS
+
+ENV_TIMEOUT = "IRIS_MODELS_GPU_PROBE_TIMEOUT_S"
+DEFAULT_TIMEOUT_S = 5.0
+
+# What a GPU probe's answer depends on besides the boot: the loaders' configuration.
+_ENV_INPUTS = (
+    "VK_ICD_FILENAMES",
+    "VK_DRIVER_FILES",
+    "VK_ADD_DRIVER_FILES",
+    "VK_LOADER_DRIVERS_SELECT",
+    "VK_LOADER_DRIVERS_DISABLE",
+    "OCL_ICD_VENDORS",
+    "OCL_ICD_FILENAMES",
+    "OPENCL_VENDOR_PATH",
+    "CUDA_VISIBLE_DEVICES",
+    "LD_LIBRARY_PATH",
+    "IRIS_MODELS_VULKAN_LIBRARY",
+    "IRIS_MODELS_OPENCL_LIBRARY",
+    "IRIS_MODELS_CUDA_LIBRARY",
+)
+_DRIVER_DIRS = (
+    "/usr/share/vulkan/icd.d",
+    "/etc/vulkan/icd.d",
+    "/usr/local/share/vulkan/icd.d",
+    "/etc/OpenCL/vendors",
+    "/proc/driver/nvidia",
+)
+
+
+def timeout_s() -> float:
+    text = os.environ.get(ENV_TIMEOUT)
+    if not text:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        return DEFAULT_TIMEOUT_S
+    return value if value > 0 else DEFAULT_TIMEOUT_S
+
+
+def _stat_tree(directory: str) -> list[tuple[str, int, int]]:
+    try:
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            info = entry.stat()
+            found.append((entry.name, info.st_size, info.st_mtime_ns))
+    return found
+
+
+def fingerprint(api: str) -> str:
+    from .. import __version__
+
+    return _cache.fingerprint(
+        {
+            "api": api,
+            "package": __version__,
+            "python": sys.executable,
+            "boot": _cache.boot_marker(),
+            "env": {name: os.environ.get(name) for name in _ENV_INPUTS},
+            "drivers": {directory: _stat_tree(directory) for directory in _DRIVER_DIRS},
+        }
+    )
+
+
+def _child_environment() -> dict[str, str]:
+    # The child must import this same package, wherever it was imported from.
+    package_parent = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    return env
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _failure(status: str, detail: str) -> dict[str, Any]:
+    return {"status": status, "detail": detail, "library": "", "devices": [], "platforms": []}
+
+
+def _collect(api: str, child: subprocess.Popen[bytes], deadline: float) -> dict[str, Any]:
+    label = {"vulkan": "Vulkan", "opencl": "OpenCL", "cuda": "CUDA"}[api]
+    try:
+        stdout, stderr = child.communicate(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        # The child leads its own process group: take down anything the driver started too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.kill()
+        child.communicate()
+        return _failure(
+            "timed_out",
+            f"the {label} probe did not finish within {timeout_s():g} s and was stopped; a "
+            f"driver is hanging (raise {ENV_TIMEOUT} if this machine is just slow)",
+        )
+    if child.returncode < 0:
+        return _failure(
+            "crashed",
+            f"the {label} probe process was killed by {_signal_name(-child.returncode)}; "
+            "a driver crashed while it was being queried",
+        )
+    tail = stderr.decode(errors="replace").strip().splitlines()[-3:]
+    if child.returncode != 0:
+        return _failure(
+            "error",
+            f"the {label} probe process exited with status {child.returncode}: " + " / ".join(tail),
+        )
+    try:
+        report = json.loads(stdout)
+    except ValueError:
+        return _failure("error", f"the {label} probe printed no report: " + " / ".join(tail))
+    if not isinstance(report, dict) or "status" not in report:
+        return _failure("error", f"the {label} probe printed a malformed report")
+    return report
+
+
+def probe(apis: Iterable[str] = APIS, *, refresh: bool = False) -> dict[str, dict[str, Any]]:
+    """Reports for `apis`, from the cache where it is still valid, else from child processes
+    that all run at once."""
+    reports: dict[str, dict[str, Any]] = {}
+    keys = {api: fingerprint(api) for api in apis}
+    pending = []
+    for api, key in keys.items():
+        cached = None if refresh else _cache.load(f"gpu-{api}", key)
+        if isinstance(cached, dict):
+            reports[api] = cached
+        else:
+            pending.append(api)
+    if pending:
+        env = _child_environment()
+        deadline = time.monotonic() + timeout_s()
+        children = {
+            api: subprocess.Popen(
+                [sys.executable, "-m", "iris_models.device._gpu_child", api],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
+            for api in pending
+        }
+        for api, child in children.items():
+            reports[api] = _collect(api, child, deadline)
+            _cache.store(f"gpu-{api}", keys[api], reports[api])
+    return {api: reports[api] for api in keys}
