@@ -6,18 +6,12 @@ The public surface is re-exported here; the compiled core (``iris_models._core``
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from .errors import GGUFError, GGUFNeedMoreDataError, GGUFTruncatedError, IrisModelsError
 
 if TYPE_CHECKING:
     from . import gguf
-
-try:
-    __version__ = version("iris-models")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
 
 __all__ = [
     "GGUFError",
@@ -37,9 +31,21 @@ _LAZY_SUBMODULES = frozenset({"gguf"})
 def __getattr__(name: str) -> Any:
     if name in _LAZY_SUBMODULES:
         return import_module(f"{__name__}.{name}")
+    if name == "__version__":
+        return _version()
     message = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(message)
 
 
 def __dir__() -> list[str]:
     return __all__
+
+
+def _version() -> str:
+    # importlib.metadata costs ~20 ms to import: paid only by those who ask for the version.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("iris-models")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"

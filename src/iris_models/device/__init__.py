@@ -112,7 +112,7 @@ def probe(
     overrides: field paths to values (``{"memory.total_bytes": 8 << 30}``), applied after
         those in IRIS_MODELS_DEVICE_OVERRIDES.
     """
-    from . import _bandwidth, _gpu, _host, _soc
+    from . import _host, _soc  # _gpu and _bandwidth only when asked for: imports cost time
 
     if gpu is None:
         gpu = os.environ.get(ENV_NO_GPU, "") not in ("1", "true", "yes")
@@ -132,11 +132,15 @@ def probe(
         "npus": _host.npu_facts(),
     }
     if gpu:
+        from . import _gpu
+
         reports = _gpu.probe(refresh=refresh)
         facts["vulkan"] = _vulkan_facts(reports["vulkan"])
         facts["opencl"] = _opencl_facts(reports["opencl"])
         facts["cuda"] = _cuda_facts(reports["cuda"])
     if bandwidth:
+        from . import _bandwidth
+
         threads = facts["cpu"]["physical_cores"] or facts["cpu"]["logical_cores"]
         measured = _bandwidth.measure(threads, facts["memory"]["available_bytes"], refresh=refresh)
         facts["memory"]["bandwidth_bytes_per_s"] = round(measured["read_bytes_per_s"])

@@ -76,12 +76,15 @@ def _stat_tree(directory: str) -> list[tuple[str, int, int]]:
 
 
 def fingerprint(api: str) -> str:
-    from .. import __version__
+    from .. import _core
 
+    # The compiled core's identity stands for the package version (reading the version from
+    # the package metadata costs 20 ms; a rebuilt or upgraded core changes size or mtime).
+    core = Path(_core.__file__).stat()
     return _cache.fingerprint(
         {
             "api": api,
-            "package": __version__,
+            "core": [core.st_size, core.st_mtime_ns],
             "python": sys.executable,
             "boot": _cache.boot_marker(),
             "env": {name: os.environ.get(name) for name in _ENV_INPUTS},

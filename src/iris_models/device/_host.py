@@ -1,12 +1,12 @@
-"""Facts about this machine that need no GPU driver: OS, CPU (the C++ probe), memory and
-storage (psutil), the SoC, Metal, and signs of NPU runtimes. Cheap enough to run at every
-probe (a few milliseconds)."""
+"""Facts about this machine that need no GPU driver: OS, CPU (the C++ probe), memory, storage,
+the SoC, Metal, and signs of NPU runtimes. Cheap enough to run at every probe (a few
+milliseconds); psutil is imported only where the kernel's own files are not there."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import platform
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,17 @@ _VENDOR_LIBRARY_DIRS = ("/vendor/lib64", "/system/lib64", "/odm/lib64", "/vendor
 
 
 def os_facts(android_properties: dict[str, str]) -> dict[str, Any]:
-    machine = platform.machine()
+    if sys.platform == "win32":
+        import platform  # only here: importing it costs milliseconds on every probe
+
+        release = platform.release() or None
+        return {
+            "system": "windows",
+            "release": release,
+            "android_api_level": None,
+            "machine": platform.machine(),
+        }
+    uname = os.uname()
     if android_properties or hasattr(sys, "getandroidapilevel"):
         level = android_properties.get("ro.build.version.sdk", "")
         if not level and hasattr(sys, "getandroidapilevel"):
@@ -29,28 +39,33 @@ def os_facts(android_properties: dict[str, str]) -> dict[str, Any]:
             "system": "android",
             "release": android_properties.get("ro.build.version.release") or None,
             "android_api_level": int(level) if level.isdigit() else None,
-            "machine": machine,
+            "machine": uname.machine,
         }
-    system = {"darwin": "macos", "win32": "windows"}.get(sys.platform, platform.system().lower())
-    release = platform.mac_ver()[0] if system == "macos" else platform.release()
+    system = "macos" if sys.platform == "darwin" else uname.sysname.lower()
+    release = uname.release
+    if system == "macos":
+        import platform
+
+        release = platform.mac_ver()[0]
     return {
         "system": system,
         "release": release or None,
         "android_api_level": None,
-        "machine": machine,
+        "machine": uname.machine,
     }
 
 
 def cpu_facts(sysfs_cpu_root: str = "/sys/devices/system/cpu") -> dict[str, Any]:
-    import psutil
-
     from .. import _core
 
     features = _core.probe_cpu_features()
     topology = _core.probe_core_topology(sysfs_cpu_root)
-    logical = topology["logical_cores"] or psutil.cpu_count(logical=True) or 1
+    logical = topology["logical_cores"]
     physical = topology["physical_cores"]
     if not topology["clusters"]:  # no sysfs (macOS, some containers): ask the OS instead
+        import psutil
+
+        logical = psutil.cpu_count(logical=True) or logical or 1
         physical = psutil.cpu_count(logical=False) or logical
     return {
         "architecture": features["architecture"],
@@ -73,7 +88,22 @@ def _cpuinfo_model_name() -> str:
     return ""
 
 
-def memory_facts() -> dict[str, Any]:
+def memory_facts(meminfo_path: str = "/proc/meminfo") -> dict[str, Any]:
+    """Total and available RAM. On Linux and Android straight from /proc/meminfo (what psutil
+    reads there too; importing psutil alone costs most of the CPU probe's 20 ms budget);
+    elsewhere through psutil."""
+    try:
+        text = Path(meminfo_path).read_text(encoding="ascii", errors="replace")
+    except OSError:
+        text = ""
+    fields = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        parts = value.split()
+        if parts and parts[0].isdigit():
+            fields[name] = int(parts[0]) * (1024 if parts[1:] == ["kB"] else 1)
+    if "MemTotal" in fields and "MemAvailable" in fields:
+        return {"total_bytes": fields["MemTotal"], "available_bytes": fields["MemAvailable"]}
     import psutil
 
     memory = psutil.virtual_memory()
@@ -82,13 +112,11 @@ def memory_facts() -> dict[str, Any]:
 
 def storage_facts(store_path: Path) -> dict[str, Any]:
     """Free and total bytes of the file system the store is (or will be) on."""
-    import psutil
-
     existing = store_path
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent  # the store may not exist yet: measure where it would go
     try:
-        usage = psutil.disk_usage(str(existing))
+        usage = shutil.disk_usage(existing)
     except OSError:
         return {"path": str(store_path), "total_bytes": None, "free_bytes": None}
     return {"path": str(store_path), "total_bytes": usage.total, "free_bytes": usage.free}
@@ -112,7 +140,7 @@ def soc_facts(
     with contextlib.suppress(OSError):
         compatible = Path(device_tree_root, "compatible").read_bytes().decode(errors="replace")
     facts = _soc.identify(android_properties, hardware, soc0, compatible)
-    if facts.vendor is None and sys.platform == "darwin" and platform.machine() == "arm64":
+    if facts.vendor is None and sys.platform == "darwin" and os.uname().machine == "arm64":
         facts = _soc.SoCFacts("apple", None, None, None)
     return {
         "vendor": facts.vendor,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -81,6 +80,8 @@ def read_android_properties(timeout_s: float = 2.0) -> dict[str, str]:
     getprop = shutil.which("getprop")
     if getprop is None:
         return {}
+    import subprocess  # only on Android: the import alone costs milliseconds
+
     try:
         done = subprocess.run(
             [getprop], capture_output=True, timeout=timeout_s, check=False, text=True
