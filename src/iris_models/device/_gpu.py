@@ -24,6 +24,9 @@ from . import _cache
 from ._gpu_child import APIS
 
 ENV_TIMEOUT = "IRIS_MODELS_GPU_PROBE_TIMEOUT_S"
+# For embedded interpreters whose sys.executable cannot start a child (an app's Python): probe
+# in this process, without the isolation.
+ENV_IN_PROCESS = "IRIS_MODELS_GPU_PROBE_IN_PROCESS"
 DEFAULT_TIMEOUT_S = 5.0
 
 # What a GPU probe's answer depends on besides the boot: the loaders' configuration.
@@ -160,21 +163,42 @@ def probe(apis: Iterable[str] = APIS, *, refresh: bool = False) -> dict[str, dic
             reports[api] = cached
         else:
             pending.append(api)
-    if pending:
+    if pending and os.environ.get(ENV_IN_PROCESS) == "1":
+        for api in pending:
+            reports[api] = _probe_in_process(api)
+            _cache.store(f"gpu-{api}", keys[api], reports[api])
+    elif pending:
         env = _child_environment()
         deadline = time.monotonic() + timeout_s()
-        children = {
-            api: subprocess.Popen(
-                [sys.executable, "-m", "iris_models.device._gpu_child", api],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-                start_new_session=True,
-            )
-            for api in pending
-        }
+        children: dict[str, subprocess.Popen[bytes]] = {}
+        for api in pending:
+            try:
+                children[api] = subprocess.Popen(
+                    [sys.executable, "-m", "iris_models.device._gpu_child", api],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=env,
+                    start_new_session=True,
+                )
+            except OSError as error:
+                # Not cached: nothing was learnt about the drivers.
+                reports[api] = _failure(
+                    "error",
+                    f"cannot start the isolated probe process ({sys.executable!r}: "
+                    f"{error.strerror or error}); set {ENV_IN_PROCESS}=1 to probe in-process",
+                )
         for api, child in children.items():
             reports[api] = _collect(api, child, deadline)
             _cache.store(f"gpu-{api}", keys[api], reports[api])
     return {api: reports[api] for api in keys}
+
+
+def _probe_in_process(api: str) -> dict[str, Any]:
+    from .. import _core
+    from ._gpu_child import library_override
+
+    probe_api = {"vulkan": _core.probe_vulkan, "opencl": _core.probe_opencl}.get(
+        api, _core.probe_cuda
+    )
+    return probe_api(library_override(api))
