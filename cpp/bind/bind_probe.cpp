@@ -161,6 +161,7 @@ void bind_probe(py::module_& m) {
             out["logical_cores"] = topology.logical_cores;
             out["physical_cores"] = topology.physical_cores;
             out["clusters"] = clusters;
+            out["from_sysfs"] = topology.from_sysfs;
             return out;
         },
         "sysfs_cpu_root"_a = "/sys/devices/system/cpu");

@@ -204,7 +204,16 @@ std::vector<uint32_t> parse_cpu_list(const std::string& text) {
 
 CoreTopology probe_core_topology(const std::string& sysfs_cpu_root) {
     CoreTopology topology;
-    std::vector<uint32_t> cpus = parse_cpu_list(read_first_line(sysfs_cpu_root + "/online"));
+    // Old kernels and some captures lack "online"; "present", then "possible", are the next
+    // best lists of the CPUs this tree describes.
+    std::vector<uint32_t> cpus;
+    for (const char* list : {"/online", "/present", "/possible"}) {
+        cpus = parse_cpu_list(read_first_line(sysfs_cpu_root + list));
+        if (!cpus.empty()) {
+            break;
+        }
+    }
+    topology.from_sysfs = !cpus.empty();
     if (cpus.empty()) {
         const long count = ::sysconf(_SC_NPROCESSORS_ONLN);
         for (long cpu = 0; cpu < std::max(1L, count); ++cpu) {

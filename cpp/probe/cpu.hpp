@@ -33,11 +33,13 @@ struct CoreTopology {
     uint32_t logical_cores = 0;
     uint32_t physical_cores = 0;
     std::vector<CoreCluster> clusters;  // fastest first
+    bool from_sysfs = false;  // false: no CPU list under the root, counts come from sysconf
 };
 
 /// Reads the online CPUs, their core and package ids, and their maximum frequencies under
 /// `sysfs_cpu_root` (a parameter so that tests can point it at a copy from another device).
-/// Missing files are normal (containers, old kernels): counts fall back to the logical CPUs.
+/// The CPUs are those listed in "online" (else "present", else "possible"); missing files
+/// are normal (containers, old kernels, macOS): counts fall back to sysconf's CPUs.
 CoreTopology probe_core_topology(const std::string& sysfs_cpu_root = "/sys/devices/system/cpu");
 
 /// Parses a kernel CPU list such as "0-3,6,8-11"; malformed parts are skipped.

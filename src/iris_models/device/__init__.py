@@ -145,9 +145,29 @@ def probe(
         measured = _bandwidth.measure(threads, facts["memory"]["available_bytes"], refresh=refresh)
         facts["memory"]["bandwidth_bytes_per_s"] = round(measured["read_bytes_per_s"])
         facts["memory"]["bandwidth_source"] = "measured"
-    facts = _overrides.apply(facts, all_overrides)
-    facts["overrides"] = all_overrides
-    return DeviceProfile.from_dict(facts)
+    return _build(facts, all_overrides)
+
+
+_DERIVED_KEYS = ("backends", "device_class", "device_class_reasons")
+
+
+def _build(facts: dict[str, Any], overrides: Mapping[str, Any]) -> DeviceProfile:
+    """A profile from facts with `overrides` applied and recorded. The facts are first
+    completed with every field's default, so that an override may set a field the facts
+    left out (a probe without GPUs, a file that omits an optional field)."""
+    prior = facts.get("overrides") or {}
+    if not isinstance(prior, dict):
+        message = "overrides: expected an object of field paths to values"
+        raise DeviceProfileError(message)
+    recorded = {**prior, **overrides}
+    if not overrides:
+        return DeviceProfile.from_dict({**facts, "overrides": recorded})
+    complete = DeviceProfile.from_dict({**facts, "overrides": {}}).to_dict()
+    for key in (*_DERIVED_KEYS, "overrides"):
+        complete.pop(key, None)
+    complete = _overrides.apply(complete, overrides)
+    complete["overrides"] = recorded
+    return DeviceProfile.from_dict(complete)
 
 
 def _none_if_empty(value: Any) -> Any:
@@ -207,15 +227,11 @@ def load_profile(
     except json.JSONDecodeError as error:
         message = f"{source}: not valid JSON ({error})"
         raise DeviceProfileError(message) from None
-    if overrides:
-        if not isinstance(data, dict):
-            message = f"{source}: a device profile must be a JSON object"
-            raise DeviceProfileError(message)
-        recorded = {**(data.get("overrides") or {}), **overrides}
-        data = _overrides.apply({k: v for k, v in data.items() if k != "overrides"}, overrides)
-        data["overrides"] = recorded
     try:
-        return DeviceProfile.from_dict(data)
+        if not isinstance(data, dict):
+            message = f"a device profile must be a JSON object, got {type(data).__name__}"
+            raise DeviceProfileError(message)
+        return _build(data, overrides or {})
     except DeviceProfileError as error:
         message = f"{source}: {error}"
         raise DeviceProfileError(message) from None

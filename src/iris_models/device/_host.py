@@ -62,7 +62,7 @@ def cpu_facts(sysfs_cpu_root: str = "/sys/devices/system/cpu") -> dict[str, Any]
     topology = _core.probe_core_topology(sysfs_cpu_root)
     logical = topology["logical_cores"]
     physical = topology["physical_cores"]
-    if not topology["clusters"]:  # no sysfs (macOS, some containers): ask the OS instead
+    if not topology["from_sysfs"]:  # no sysfs (macOS, some containers): ask the OS instead
         import psutil
 
         logical = psutil.cpu_count(logical=True) or logical or 1

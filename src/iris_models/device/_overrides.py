@@ -14,6 +14,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from ..errors import DeviceProfileError
@@ -27,13 +28,20 @@ _SIZE_FACTORS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
 _SIZE_FACTORS.update({"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40})
 
 
+class FrozenMapping(dict[str, Any]):
+    """An override value that is a JSON object (a whole device entry), kept hashable."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+
 def freeze(value: Any) -> Any:
-    """Lists become tuples (recursively), so a profile holding the value stays hashable."""
+    """Lists become tuples and objects FrozenMappings (recursively), so a profile holding the
+    value stays hashable."""
     if isinstance(value, list):
         return tuple(freeze(item) for item in value)
     if isinstance(value, dict):
-        message = "an override's value must be a number, string, boolean, null or list"
-        raise DeviceProfileError(message)
+        return FrozenMapping({str(key): freeze(item) for key, item in value.items()})
     return value
 
 
@@ -50,8 +58,8 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 def parse_value(raw: str) -> Any:
     size = _SIZE.match(raw)
-    if size is not None:
-        return int(float(size.group(1)) * _SIZE_FACTORS[size.group(2).lower()])
+    if size is not None:  # Decimal: "8.2GB" is 8,200,000,000 bytes, not 8,199,999,999
+        return int(Decimal(size.group(1)) * _SIZE_FACTORS[size.group(2).lower()])
     try:
         return json.loads(raw)
     except json.JSONDecodeError:

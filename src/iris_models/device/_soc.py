@@ -25,8 +25,8 @@ _VENDOR_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"exynos|^universal\d|^s5e\d|samsung", "samsung"),
     (r"^(gs\d|zuma|tensor)|^google", "google"),
     (r"kirin|hisilicon|^hi\d{4}", "hisilicon"),
-    (r"unisoc|spreadtrum|^ums\d|^sc\d{4}|^sp\d{4}", "unisoc"),
-    (r"^bcm\d|broadcom|raspberry", "broadcom"),
+    (r"unisoc|spreadtrum|^sprd,|^ums\d|^sc\d{4}|^sp\d{4}", "unisoc"),
+    (r"^bcm\d|^brcm,|broadcom|raspberry", "broadcom"),
     (r"rockchip|^rk\d", "rockchip"),
     (r"allwinner|^sun\d+i", "allwinner"),
     (r"amlogic|^meson", "amlogic"),
@@ -110,12 +110,17 @@ def identify(
         if vendor is not None:
             break
         vendor = vendor_of(candidate)
+    # soc0's "machine" is a chip id on Qualcomm ("SM8550") but a board description on some
+    # Exynos kernels ("Samsung DREAMLTE EUR rev06 board based on EXYNOS8895"): chip names
+    # from properties come first, and a machine with spaces in it only last.
+    machine = soc0.get("machine", "")
     model = (
         properties.get("ro.soc.model")
-        or soc0.get("machine")
-        or properties.get("ro.mediatek.platform")
         or properties.get("ro.chipname")
+        or properties.get("ro.mediatek.platform")
+        or (machine if machine and " " not in machine else None)
         or _model_from_hardware(cpuinfo_hardware)
+        or machine
         or None
     )
     hardware = cpuinfo_hardware or properties.get("ro.hardware") or None
