@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import sys
+from decimal import Decimal
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
@@ -549,6 +550,14 @@ def test_size_values_are_exact_byte_counts(amount: int, unit: str, upper: bool, 
     assert _overrides.parse_value(f"{amount}{space}{written}") == amount * SIZE_UNITS[unit]
 
 
+@given(
+    amount=st.decimals(min_value=0, max_value=10**6, places=3, allow_nan=False),
+    unit=st.sampled_from(["kB", "MB", "GB", "TB"]),
+)
+def test_decimal_amounts_of_decimal_units_are_exact(amount: Decimal, unit: str) -> None:
+    assert _overrides.parse_value(f"{amount:f}{unit}") == int(amount * SIZE_UNITS[unit])
+
+
 JSON_VALUES = st.recursive(
     st.none()
     | st.booleans()
@@ -917,7 +926,10 @@ OPENCL_DEVICES = st.builds(
 )
 OVERRIDE_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | TEXT,
-    lambda children: st.lists(children, max_size=3).map(tuple),
+    lambda children: (
+        st.lists(children, max_size=3).map(tuple)
+        | st.dictionaries(TEXT, children, max_size=3).map(_overrides.freeze)
+    ),
     max_leaves=6,
 )
 PROFILES = st.builds(

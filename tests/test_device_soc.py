@@ -144,18 +144,39 @@ def test_scaleway_without_online_file_counts_the_present_cpus() -> None:
     assert all(cluster["max_frequency_khz"] == 0 for cluster in found["clusters"])
 
 
-def test_tree_without_online_file_counts_its_present_cpus(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lists", [("present", "possible"), ("possible",)])
+def test_tree_without_online_file_counts_its_present_or_possible_cpus(
+    tmp_path: Path, lists: tuple[str, ...]
+) -> None:
     count = (os.cpu_count() or 1) + 3  # never this machine's count
-    (tmp_path / "present").write_text(f"0-{count - 1}\n")
-    (tmp_path / "possible").write_text(f"0-{count - 1}\n")
-    assert topology_of(tmp_path)["logical_cores"] == count
+    for name in lists:
+        (tmp_path / name).write_text(f"0-{count - 1}\n")
+    found = topology_of(tmp_path)
+    assert found["logical_cores"] == count
+    assert found["from_sysfs"] is True
+    assert found["clusters"] == [{"max_frequency_khz": 0, "cpus": list(range(count))}]
+
+
+def test_online_list_wins_over_present(tmp_path: Path) -> None:
+    (tmp_path / "online").write_text("0-1,3\n")
+    (tmp_path / "present").write_text("0-7\n")
+    found = topology_of(tmp_path)
+    assert found["logical_cores"] == 3
+    assert found["clusters"] == [{"max_frequency_khz": 0, "cpus": [0, 1, 3]}]
 
 
 def topology_of(root: Path) -> dict[str, Any]:
     return dict(_core.probe_core_topology(str(root)))
 
 
-def test_cpu_facts_without_sysfs_asks_the_os_for_physical_cores(
+def test_tree_with_nothing_falls_back_to_this_machines_cpus(tmp_path: Path) -> None:
+    found = topology_of(tmp_path / "nothing-here")
+    assert found["from_sysfs"] is False
+    assert found["logical_cores"] == max(1, os.cpu_count() or 1)
+    assert 1 <= found["physical_cores"] <= found["logical_cores"]
+
+
+def test_cpu_facts_without_sysfs_asks_the_os_for_core_counts(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     def cpu_count(logical: bool = True) -> int:
@@ -163,13 +184,10 @@ def test_cpu_facts_without_sysfs_asks_the_os_for_physical_cores(
 
     monkeypatch.setattr(psutil, "cpu_count", cpu_count)
     facts = _host.cpu_facts(str(tmp_path / "no-sysfs"))
-    assert facts["physical_cores"] == 1
-
-
-def test_tree_with_nothing_falls_back_to_at_least_one_cpu(tmp_path: Path) -> None:
-    found = topology_of(tmp_path / "nothing-here")
-    assert found["logical_cores"] >= 1
-    assert 1 <= found["physical_cores"] <= found["logical_cores"]
+    assert (facts["logical_cores"], facts["physical_cores"]) == (64, 1)
+    # With a CPU tree the kernel's answer stands.
+    captured = _host.cpu_facts(str(FIXTURES / "pixel/sys/devices/system/cpu"))
+    assert (captured["logical_cores"], captured["physical_cores"]) == (4, 4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,10 +253,7 @@ def test_identify_names_the_captured_vendor(name: str) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(name) if name == "galaxy-s8-global" else name for name in DEVICES],
-)
+@pytest.mark.parametrize("name", DEVICES)
 def test_identify_gives_the_chip_as_model(name: str) -> None:
     model = identify(name).model
     assert (model.upper() if model else None) == MODELS[name]

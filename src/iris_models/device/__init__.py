@@ -152,9 +152,9 @@ _DERIVED_KEYS = ("backends", "device_class", "device_class_reasons")
 
 
 def _build(facts: dict[str, Any], overrides: Mapping[str, Any]) -> DeviceProfile:
-    """A profile from facts with `overrides` applied and recorded. The facts are first
-    completed with every field's default, so that an override may set a field the facts
-    left out (a probe without GPUs, a file that omits an optional field)."""
+    """A profile from facts with `overrides` applied and recorded. Where an override names a
+    field the facts left out (a probe without GPUs, a file that omits an optional field), the
+    facts are first completed with every field's default."""
     prior = facts.get("overrides") or {}
     if not isinstance(prior, dict):
         message = "overrides: expected an object of field paths to values"
@@ -162,10 +162,15 @@ def _build(facts: dict[str, Any], overrides: Mapping[str, Any]) -> DeviceProfile
     recorded = {**prior, **overrides}
     if not overrides:
         return DeviceProfile.from_dict({**facts, "overrides": recorded})
-    complete = DeviceProfile.from_dict({**facts, "overrides": {}}).to_dict()
-    for key in (*_DERIVED_KEYS, "overrides"):
-        complete.pop(key, None)
-    complete = _overrides.apply(complete, overrides)
+    raw = {key: value for key, value in facts.items() if key != "overrides"}
+    try:
+        # Applied to the facts as given first, so an override can also repair a bad field.
+        complete = _overrides.apply(raw, overrides)
+    except DeviceProfileError:
+        complete = DeviceProfile.from_dict({**raw, "overrides": {}}).to_dict()
+        for key in (*_DERIVED_KEYS, "overrides"):
+            complete.pop(key, None)
+        complete = _overrides.apply(complete, overrides)
     complete["overrides"] = recorded
     return DeviceProfile.from_dict(complete)
 

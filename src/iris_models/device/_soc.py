@@ -101,7 +101,9 @@ def identify(
     manufacturer = properties.get("ro.soc.manufacturer", "").strip()
     vendor = None
     if manufacturer:
-        vendor = {"qti": "qualcomm", "qcom": "qualcomm"}.get(manufacturer.lower())
+        vendor = {"qti": "qualcomm", "qcom": "qualcomm", "mtk": "mediatek"}.get(
+            manufacturer.lower()
+        )
         vendor = vendor or vendor_of(manufacturer) or manufacturer.lower()
     candidates = [properties.get(name, "") for name in ANDROID_SOC_PROPERTIES[1:]]
     candidates += [cpuinfo_hardware, soc0.get("family", ""), soc0.get("machine", "")]
