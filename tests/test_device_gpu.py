@@ -458,8 +458,8 @@ def fake_driver(
     driver = FakeDriver(fake_icd_library, tmp_path, marker, monkeypatch)
     yield driver
     # If the probe failed to stop a hanging driver, stop what this test started, by its id.
-    for pid in driver.pids("hang") + driver.pids("helper"):
-        if not _gone(pid) and _started_by(pid, marker):
+    for pid in driver.pids("hang") + driver.pids("helper") + driver.pids("detached"):
+        if pid > 0 and not _gone(pid) and _started_by(pid, marker):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -556,6 +556,19 @@ def test_a_driver_that_hangs_is_stopped_with_its_helper_and_reported_as_timed_ou
     assert _gone(hung)
     assert _gone(helper)
     assert _live_probe_processes(fake_driver.marker) == []
+
+
+def test_a_detached_driver_process_holding_the_output_does_not_keep_the_probe_waiting(
+    fake_driver: FakeDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_driver.install("vulkan", "detach")
+    monkeypatch.setenv(_gpu.ENV_TIMEOUT, "1")
+    report = _gpu.probe(["vulkan"], refresh=True)["vulkan"]
+    assert report["status"] == "timed_out"
+    # The detached process still holds the probe's stdout and stderr (it lives 30 s): had the
+    # probe waited for that output to close, it would have returned only after it exited.
+    [detached] = fake_driver.pids("detached")
+    assert not _gone(detached)
 
 
 def test_a_crash_in_one_api_leaves_the_others_answers_intact(fake_driver: FakeDriver) -> None:

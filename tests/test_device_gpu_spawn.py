@@ -33,3 +33,23 @@ def test_in_process_mode_gives_the_same_answer_as_the_isolated_child(
     in_process = _gpu.probe(["vulkan", "opencl", "cuda"], refresh=True)
     assert in_process == isolated
     assert in_process["cuda"] == _core.probe_cuda()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2.5", 2.5),
+        ("", _gpu.DEFAULT_TIMEOUT_S),
+        ("soon", _gpu.DEFAULT_TIMEOUT_S),
+        ("0", _gpu.DEFAULT_TIMEOUT_S),
+        ("-3", _gpu.DEFAULT_TIMEOUT_S),
+        ("nan", _gpu.DEFAULT_TIMEOUT_S),
+        ("inf", _gpu.DEFAULT_TIMEOUT_S),
+        ("1e12", _gpu.MAX_TIMEOUT_S),
+    ],
+)
+def test_timeout_setting_is_finite_positive_and_bounded(
+    monkeypatch: pytest.MonkeyPatch, text: str, expected: float
+) -> None:
+    monkeypatch.setenv(_gpu.ENV_TIMEOUT, text)
+    assert _gpu.timeout_s() == expected

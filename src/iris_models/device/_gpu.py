@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from . import _cache
 from ._gpu_child import APIS
@@ -28,6 +31,7 @@ ENV_TIMEOUT = "IRIS_MODELS_GPU_PROBE_TIMEOUT_S"
 # in this process, without the isolation.
 ENV_IN_PROCESS = "IRIS_MODELS_GPU_PROBE_IN_PROCESS"
 DEFAULT_TIMEOUT_S = 5.0
+MAX_TIMEOUT_S = 600.0
 
 # What a GPU probe's answer depends on besides the boot: the loaders' configuration.
 _ENV_INPUTS = (
@@ -62,7 +66,9 @@ def timeout_s() -> float:
         value = float(text)
     except ValueError:
         return DEFAULT_TIMEOUT_S
-    return value if value > 0 else DEFAULT_TIMEOUT_S
+    if not math.isfinite(value) or value <= 0:
+        return DEFAULT_TIMEOUT_S
+    return min(value, MAX_TIMEOUT_S)
 
 
 def _stat_tree(directory: str) -> list[tuple[str, int, int]]:
@@ -115,35 +121,74 @@ def _failure(status: str, detail: str) -> dict[str, Any]:
     return {"status": status, "detail": detail, "library": "", "devices": [], "platforms": []}
 
 
-def _collect(api: str, child: subprocess.Popen[bytes], deadline: float) -> dict[str, Any]:
-    label = {"vulkan": "Vulkan", "opencl": "OpenCL", "cuda": "CUDA"}[api]
+@dataclass
+class _Child:
+    process: subprocess.Popen[bytes]
+    # Files, not pipes: a process the driver started (and detached) may keep the output open
+    # long after the probe process is gone, and reading a pipe would wait for it.
+    stdout: IO[bytes]
+    stderr: IO[bytes]
+
+
+def _start(api: str, env: dict[str, str]) -> _Child:
+    # Owned by the returned _Child and closed by _collect, so no context manager here.
+    stdout = tempfile.TemporaryFile()  # noqa: SIM115
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115
     try:
-        stdout, stderr = child.communicate(timeout=max(0.0, deadline - time.monotonic()))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "iris_models.device._gpu_child", api],
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError:
+        stdout.close()
+        stderr.close()
+        raise
+    return _Child(process, stdout, stderr)
+
+
+def _collect(api: str, child: _Child, deadline: float) -> dict[str, Any]:
+    with child.stdout, child.stderr:
+        return _report(api, child, deadline)
+
+
+def _report(api: str, child: _Child, deadline: float) -> dict[str, Any]:
+    label = {"vulkan": "Vulkan", "opencl": "OpenCL", "cuda": "CUDA"}[api]
+    process = child.process
+    try:
+        process.wait(timeout=max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         # The child leads its own process group: take down anything the driver started too.
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child.pid, signal.SIGKILL)
-        child.kill()
-        child.communicate()
+            os.killpg(process.pid, signal.SIGKILL)
+        process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=1.0)  # SIGKILL cannot be ignored; only a kernel hang stays
         return _failure(
             "timed_out",
             f"the {label} probe did not finish within {timeout_s():g} s and was stopped; a "
             f"driver is hanging (raise {ENV_TIMEOUT} if this machine is just slow)",
         )
-    if child.returncode < 0:
+    if process.returncode < 0:
         return _failure(
             "crashed",
-            f"the {label} probe process was killed by {_signal_name(-child.returncode)}; "
+            f"the {label} probe process was killed by {_signal_name(-process.returncode)}; "
             "a driver crashed while it was being queried",
         )
-    tail = stderr.decode(errors="replace").strip().splitlines()[-3:]
-    if child.returncode != 0:
+    child.stderr.seek(0)
+    tail = child.stderr.read(1 << 16).decode(errors="replace").strip().splitlines()[-3:]
+    if process.returncode != 0:
         return _failure(
             "error",
-            f"the {label} probe process exited with status {child.returncode}: " + " / ".join(tail),
+            f"the {label} probe process exited with status {process.returncode}: "
+            + " / ".join(tail),
         )
+    child.stdout.seek(0)
     try:
-        report = json.loads(stdout)
+        report = json.loads(child.stdout.read(16 << 20))
     except ValueError:
         return _failure("error", f"the {label} probe printed no report: " + " / ".join(tail))
     if not isinstance(report, dict) or "status" not in report:
@@ -170,17 +215,10 @@ def probe(apis: Iterable[str] = APIS, *, refresh: bool = False) -> dict[str, dic
     elif pending:
         env = _child_environment()
         deadline = time.monotonic() + timeout_s()
-        children: dict[str, subprocess.Popen[bytes]] = {}
+        children: dict[str, _Child] = {}
         for api in pending:
             try:
-                children[api] = subprocess.Popen(
-                    [sys.executable, "-m", "iris_models.device._gpu_child", api],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    env=env,
-                    start_new_session=True,
-                )
+                children[api] = _start(api, env)
             except OSError as error:
                 # Not cached: nothing was learnt about the drivers.
                 reports[api] = _failure(
