@@ -8,10 +8,8 @@ cache that cannot be read or written is ignored: probing still works, only slowe
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +23,9 @@ def cache_file(name: str) -> Path:
 
 
 def fingerprint(parts: dict[str, Any]) -> str:
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    # The canonical text itself, not a hash of it: compared whole, and hashlib's import
+    # (OpenSSL) would cost a cached probe more than the comparison does.
+    return json.dumps(parts, sort_keys=True, default=str)
 
 
 def load(name: str, key: str) -> Any | None:
@@ -43,6 +42,8 @@ def load(name: str, key: str) -> Any | None:
 
 
 def store(name: str, key: str, value: Any) -> None:
+    import tempfile  # only when writing: a cache hit should not pay for the import
+
     path = cache_file(name)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,18 +13,18 @@ import contextlib
 import json
 import math
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from . import _cache
 from ._gpu_child import APIS
+
+if TYPE_CHECKING:
+    import subprocess
 
 ENV_TIMEOUT = "IRIS_MODELS_GPU_PROBE_TIMEOUT_S"
 # For embedded interpreters whose sys.executable cannot start a child (an app's Python): probe
@@ -111,6 +111,8 @@ def _child_environment() -> dict[str, str]:
 
 
 def _signal_name(number: int) -> str:
+    import signal
+
     try:
         return signal.Signals(number).name
     except ValueError:
@@ -131,6 +133,11 @@ class _Child:
 
 
 def _start(api: str, env: dict[str, str]) -> _Child:
+    # Imported here: a probe answered from the cache never starts a process, and these
+    # imports would be most of its cost.
+    import subprocess
+    import tempfile
+
     # Owned by the returned _Child and closed by _collect, so no context manager here.
     stdout = tempfile.TemporaryFile()  # noqa: SIM115
     stderr = tempfile.TemporaryFile()  # noqa: SIM115
@@ -156,6 +163,9 @@ def _collect(api: str, child: _Child, deadline: float) -> dict[str, Any]:
 
 
 def _report(api: str, child: _Child, deadline: float) -> dict[str, Any]:
+    import signal
+    import subprocess
+
     label = {"vulkan": "Vulkan", "opencl": "OpenCL", "cuda": "CUDA"}[api]
     process = child.process
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -95,7 +96,7 @@ def _decode(kind: Any, data: Any, path: str) -> Any:
 def _decode_dataclass(cls: Any, data: Any, path: str) -> Any:
     if not isinstance(data, dict):
         _fail(path, "an object", data)
-    hints = get_type_hints(cls)
+    hints = _type_hints(cls)
     init_fields = {field.name: field for field in dataclasses.fields(cls) if field.init}
     derived = {field.name for field in dataclasses.fields(cls) if not field.init}
     unknown = sorted(set(data) - set(init_fields) - derived)
@@ -113,6 +114,12 @@ def _decode_dataclass(cls: Any, data: Any, path: str) -> Any:
             message = f"{child}: missing"
             raise DeviceProfileError(message)
     return cls(**values)
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    # Evaluating string annotations compiles each one: once per class, not per profile.
+    return get_type_hints(cls)
 
 
 def _fail(path: str, expected: str, data: Any) -> typing.NoReturn:
