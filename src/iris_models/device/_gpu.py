@@ -162,6 +162,19 @@ def _collect(api: str, child: _Child, deadline: float) -> dict[str, Any]:
         return _report(api, child, deadline)
 
 
+def _await_group_exit(group: int, timeout_s: float) -> None:
+    """Waits until no process of the killed group is left (SIGKILL is delivered at once, but
+    the processes take a moment to die), so that none outlives the probe's answer. Zombies
+    that nobody reaps still count as members: the wait is bounded."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.005)
+
+
 def _report(api: str, child: _Child, deadline: float) -> dict[str, Any]:
     import signal
     import subprocess
@@ -177,6 +190,7 @@ def _report(api: str, child: _Child, deadline: float) -> dict[str, Any]:
         process.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=1.0)  # SIGKILL cannot be ignored; only a kernel hang stays
+        _await_group_exit(process.pid, timeout_s=1.0)
         return _failure(
             "timed_out",
             f"the {label} probe did not finish within {timeout_s():g} s and was stopped; a "
