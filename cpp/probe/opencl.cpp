@@ -180,11 +180,7 @@ OpenCLReport probe_opencl(const std::vector<std::string>& libraries) {
     SharedLibrary library = SharedLibrary::open_first(libraries);
     if (!library.is_open()) {
         report.status = ApiStatus::NotInstalled;
-        std::string reasons;
-        for (const std::string& error : library.errors()) {
-            reasons += (reasons.empty() ? "" : "; ") + error;
-        }
-        report.detail = "no OpenCL library: " + reasons;
+        report.detail = "no OpenCL library: " + library.errors_text();
         return report;
     }
     report.library = library.name();

@@ -45,6 +45,14 @@ SharedLibrary SharedLibrary::open_first(const std::vector<std::string>& candidat
     return library;
 }
 
+std::string SharedLibrary::errors_text() const {
+    std::string text;
+    for (const std::string& error : errors_) {
+        text += (text.empty() ? "" : "; ") + error;
+    }
+    return text;
+}
+
 void* SharedLibrary::symbol(const char* symbol) const {
     if (handle_ == nullptr) {
         return nullptr;

@@ -26,6 +26,8 @@ public:
     [[nodiscard]] const std::string& name() const { return name_; }
     /// One line per candidate that failed to load, in the order tried.
     [[nodiscard]] const std::vector<std::string>& errors() const { return errors_; }
+    /// The failures as one line, "first reason; second reason".
+    [[nodiscard]] std::string errors_text() const;
 
     /// The address of `symbol`, or nullptr when the library does not export it.
     [[nodiscard]] void* symbol(const char* symbol) const;

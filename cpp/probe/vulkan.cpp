@@ -102,18 +102,15 @@ InstanceFunctions load_instance_functions(vk::GetInstanceProcAddr get, vk::Insta
         get(instance, "vkEnumeratePhysicalDevices"));
     f.properties = reinterpret_cast<vk::GetPhysicalDeviceProperties>(
         get(instance, "vkGetPhysicalDeviceProperties"));
+    // Core in Vulkan 1.1; a 1.0 instance may still offer them under the KHR extension name.
+    const auto core_or_khr = [&](const std::string& name) {
+        vk::VoidFunction function = get(instance, name.c_str());
+        return function != nullptr ? function : get(instance, (name + "KHR").c_str());
+    };
     f.properties2 = reinterpret_cast<vk::GetPhysicalDeviceProperties2>(
-        get(instance, "vkGetPhysicalDeviceProperties2"));
-    if (f.properties2 == nullptr) {
-        f.properties2 = reinterpret_cast<vk::GetPhysicalDeviceProperties2>(
-            get(instance, "vkGetPhysicalDeviceProperties2KHR"));
-    }
+        core_or_khr("vkGetPhysicalDeviceProperties2"));
     f.features2 = reinterpret_cast<vk::GetPhysicalDeviceFeatures2>(
-        get(instance, "vkGetPhysicalDeviceFeatures2"));
-    if (f.features2 == nullptr) {
-        f.features2 = reinterpret_cast<vk::GetPhysicalDeviceFeatures2>(
-            get(instance, "vkGetPhysicalDeviceFeatures2KHR"));
-    }
+        core_or_khr("vkGetPhysicalDeviceFeatures2"));
     f.memory_properties = reinterpret_cast<vk::GetPhysicalDeviceMemoryProperties>(
         get(instance, "vkGetPhysicalDeviceMemoryProperties"));
     f.device_extensions = reinterpret_cast<vk::EnumerateDeviceExtensionProperties>(
@@ -198,17 +195,6 @@ VulkanDevice read_device(const InstanceFunctions& f, vk::PhysicalDevice handle,
     return device;
 }
 
-std::string joined(const std::vector<std::string>& lines) {
-    std::string text;
-    for (const std::string& line : lines) {
-        if (!text.empty()) {
-            text += "; ";
-        }
-        text += line;
-    }
-    return text;
-}
-
 }  // namespace
 
 std::vector<std::string> default_vulkan_libraries() {
@@ -244,7 +230,7 @@ VulkanReport probe_vulkan(const std::vector<std::string>& libraries) {
     SharedLibrary library = SharedLibrary::open_first(libraries);
     if (!library.is_open()) {
         report.status = ApiStatus::NotInstalled;
-        report.detail = "no Vulkan loader: " + joined(library.errors());
+        report.detail = "no Vulkan loader: " + library.errors_text();
         return report;
     }
     report.library = library.name();

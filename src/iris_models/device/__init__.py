@@ -119,15 +119,16 @@ def probe(
     all_overrides = {**_overrides.from_environment(), **(overrides or {})}
 
     properties = _soc.read_android_properties()
+    cpuinfo = _host.read_cpuinfo()  # read once: both the CPU brand and the SoC use it
     facts: dict[str, Any] = {
         "schema": 1,
         "name": "this-device",
         "description": "probed on this machine",
         "os": _host.os_facts(properties),
-        "cpu": _host.cpu_facts(),
+        "cpu": _host.cpu_facts(cpuinfo=cpuinfo),
         "memory": _host.memory_facts(),
         "storage": _host.storage_facts(store_root(store_path)),
-        "soc": _host.soc_facts(properties),
+        "soc": _host.soc_facts(properties, cpuinfo=cpuinfo),
         "metal": _host.metal_facts(),
         "npus": _host.npu_facts(),
     }

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from . import _cache
-from ._gpu_child import APIS
+from ._gpu_child import APIS, run_probe
 
 if TYPE_CHECKING:
     import subprocess
@@ -84,22 +84,24 @@ def _stat_tree(directory: str) -> list[tuple[str, int, int]]:
     return found
 
 
-def fingerprint(api: str) -> str:
+def fingerprint_inputs() -> dict[str, Any]:
+    """What every API's answer depends on: read once per probe, shared by the three keys."""
     from .. import _core
 
     # The compiled core's identity stands for the package version (reading the version from
     # the package metadata costs 20 ms; a rebuilt or upgraded core changes size or mtime).
     core = Path(_core.__file__).stat()
-    return _cache.fingerprint(
-        {
-            "api": api,
-            "core": [core.st_size, core.st_mtime_ns],
-            "python": sys.executable,
-            "boot": _cache.boot_marker(),
-            "env": {name: os.environ.get(name) for name in _ENV_INPUTS},
-            "drivers": {directory: _stat_tree(directory) for directory in _DRIVER_DIRS},
-        }
-    )
+    return {
+        "core": [core.st_size, core.st_mtime_ns],
+        "python": sys.executable,
+        "boot": _cache.boot_marker(),
+        "env": {name: os.environ.get(name) for name in _ENV_INPUTS},
+        "drivers": {directory: _stat_tree(directory) for directory in _DRIVER_DIRS},
+    }
+
+
+def fingerprint(api: str, inputs: dict[str, Any] | None = None) -> str:
+    return _cache.fingerprint({"api": api, **(inputs or fingerprint_inputs())})
 
 
 def _child_environment() -> dict[str, str]:
@@ -224,7 +226,8 @@ def probe(apis: Iterable[str] = APIS, *, refresh: bool = False) -> dict[str, dic
     """Reports for `apis`, from the cache where it is still valid, else from child processes
     that all run at once."""
     reports: dict[str, dict[str, Any]] = {}
-    keys = {api: fingerprint(api) for api in apis}
+    inputs = fingerprint_inputs()
+    keys = {api: fingerprint(api, inputs) for api in apis}
     pending = []
     for api, key in keys.items():
         cached = None if refresh else _cache.load(f"gpu-{api}", key)
@@ -234,7 +237,7 @@ def probe(apis: Iterable[str] = APIS, *, refresh: bool = False) -> dict[str, dic
             pending.append(api)
     if pending and os.environ.get(ENV_IN_PROCESS) == "1":
         for api in pending:
-            reports[api] = _probe_in_process(api)
+            reports[api] = run_probe(api)
             _cache.store(f"gpu-{api}", keys[api], reports[api])
     elif pending:
         env = _child_environment()
@@ -254,13 +257,3 @@ def probe(apis: Iterable[str] = APIS, *, refresh: bool = False) -> dict[str, dic
             reports[api] = _collect(api, child, deadline)
             _cache.store(f"gpu-{api}", keys[api], reports[api])
     return {api: reports[api] for api in keys}
-
-
-def _probe_in_process(api: str) -> dict[str, Any]:
-    from .. import _core
-    from ._gpu_child import library_override
-
-    probe_api = {"vulkan": _core.probe_vulkan, "opencl": _core.probe_opencl}.get(
-        api, _core.probe_cuda
-    )
-    return probe_api(library_override(api))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any
 
 APIS = ("vulkan", "opencl", "cuda")
 
@@ -22,16 +23,19 @@ def library_override(api: str) -> list[str] | None:
     return [part for part in value.split(os.pathsep) if part]
 
 
+def run_probe(api: str) -> dict[str, Any]:
+    """The core's report for `api`, with the library override applied; in this process."""
+    from .. import _core
+
+    probe = {"vulkan": _core.probe_vulkan, "opencl": _core.probe_opencl, "cuda": _core.probe_cuda}
+    return probe[api](library_override(api))
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[1] not in APIS:
         sys.stderr.write(f"usage: python -m iris_models.device._gpu_child {{{','.join(APIS)}}}\n")
         return 2
-    api = argv[1]
-    from .. import _core
-
-    probe = {"vulkan": _core.probe_vulkan, "opencl": _core.probe_opencl, "cuda": _core.probe_cuda}
-    report = probe[api](library_override(api))
-    sys.stdout.write(json.dumps(report))
+    sys.stdout.write(json.dumps(run_probe(argv[1])))
     sys.stdout.flush()
     return 0
 

@@ -55,7 +55,21 @@ def os_facts(android_properties: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def cpu_facts(sysfs_cpu_root: str = "/sys/devices/system/cpu") -> dict[str, Any]:
+def read_cpuinfo(path: str = "/proc/cpuinfo") -> dict[str, Any]:
+    """/proc/cpuinfo parsed by the core; empty fields where it cannot be read (macOS)."""
+    from .. import _core
+
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    return dict(_core.parse_cpuinfo(text))
+
+
+def cpu_facts(
+    sysfs_cpu_root: str = "/sys/devices/system/cpu", cpuinfo: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`cpuinfo`, from :func:`read_cpuinfo`, is read here when not given."""
     from .. import _core
 
     features = _core.probe_cpu_features()
@@ -70,22 +84,13 @@ def cpu_facts(sysfs_cpu_root: str = "/sys/devices/system/cpu") -> dict[str, Any]
     return {
         "architecture": features["architecture"],
         "vendor": features["vendor"],
-        "brand": features["brand"] or _cpuinfo_model_name(),
+        "brand": features["brand"] or str((cpuinfo or read_cpuinfo())["model_name"]),
         "features": features["features"],
         "sve_vector_bits": features["sve_vector_bits"],
         "logical_cores": logical,
         "physical_cores": physical or logical,
         "clusters": topology["clusters"],
     }
-
-
-def _cpuinfo_model_name() -> str:
-    from .. import _core
-
-    with contextlib.suppress(OSError):
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        return str(_core.parse_cpuinfo(text)["model_name"])
-    return ""
 
 
 def memory_facts(meminfo_path: str = "/proc/meminfo") -> dict[str, Any]:
@@ -127,14 +132,12 @@ def soc_facts(
     cpuinfo_path: str = "/proc/cpuinfo",
     soc0_root: str = "/sys/devices/soc0",
     device_tree_root: str = "/proc/device-tree",
+    cpuinfo: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`cpuinfo`, from :func:`read_cpuinfo`, replaces reading `cpuinfo_path` when given."""
     from .. import _core
 
-    try:
-        cpuinfo = Path(cpuinfo_path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        cpuinfo = ""
-    hardware = str(_core.parse_cpuinfo(cpuinfo)["hardware"])
+    hardware = str((cpuinfo or read_cpuinfo(cpuinfo_path))["hardware"])
     soc0 = _core.read_soc_files(soc0_root)
     compatible = ""
     with contextlib.suppress(OSError):

@@ -286,10 +286,8 @@ class DeviceProfile:
         """The profile as JSON-ready data (derived fields included, for readers)."""
         data: dict[str, Any] = dict.fromkeys(("schema", "name", "description"))  # keys first
         data.update(to_data(self))
+        # Derived fields come with the rest (to_data includes them); overrides as an object.
         data["overrides"] = {path: to_data(value) for path, value in self.overrides}
-        data["backends"] = to_data(self.backends)
-        data["device_class"] = self.device_class.value
-        data["device_class_reasons"] = list(self.device_class_reasons)
         return data
 
     def to_json(self, *, indent: int | None = 2) -> str:
