@@ -12,13 +12,29 @@ handlers keep working::
      │    ├── ManifestError (ValueError)     a piece manifest does not fit the file
      │    └── FileChangedError (RuntimeError) the file changed while it was read
      ├── OperationCancelled                  a long operation was cancelled
-     └── DeviceProfileError (ValueError)     a device profile or override is invalid
+     ├── DeviceProfileError (ValueError)     a device profile or override is invalid
+     └── StoreError                          the model store refused or could not do something
+          ├── InvalidModelIdError (ValueError)       an id that cannot name a model folder
+          ├── ModelNotFoundError (LookupError)       no such model in the store
+          ├── ModelExistsError                       the id is already taken
+          ├── ModelNotReadyError                     the model is not installed and verified
+          ├── ModelInUseError                        a use() lease protects the model
+          ├── LifecycleError                         a state change the table forbids
+          ├── ImportModelError                       a file or folder cannot be adopted
+          ├── StorePolicyError (ValueError)          a cache policy setting is invalid
+          ├── InsufficientSpaceError (OSError)       not enough disk for the work asked
+          ├── StoreBusyError (TimeoutError)          other processes held the store too long
+          ├── StoreCorruptError                      the database is damaged
+          ├── StoreVersionError                      the database is from a newer iris-models
+          └── StoreReadOnlyError (PermissionError)   the store cannot be written
 
 File-system failures (a missing file, a directory, no permission) are raised as the
 standard OSError subclasses, with the path in ``filename``.
 """
 
 from __future__ import annotations
+
+import errno
 
 __all__ = [
     "DeviceProfileError",
@@ -27,9 +43,23 @@ __all__ = [
     "GGUFError",
     "GGUFNeedMoreDataError",
     "GGUFTruncatedError",
+    "ImportModelError",
+    "InsufficientSpaceError",
+    "InvalidModelIdError",
     "IrisModelsError",
+    "LifecycleError",
     "ManifestError",
+    "ModelExistsError",
+    "ModelInUseError",
+    "ModelNotFoundError",
+    "ModelNotReadyError",
     "OperationCancelled",
+    "StoreBusyError",
+    "StoreCorruptError",
+    "StoreError",
+    "StorePolicyError",
+    "StoreReadOnlyError",
+    "StoreVersionError",
     "VerifyError",
 ]
 
@@ -119,3 +149,110 @@ class DeviceProfileError(IrisModelsError, ValueError):
 
     The message names the field by its path (``cpu.clusters[1].cpus``) and what was wrong.
     """
+
+
+class StoreError(IrisModelsError):
+    """The model store refused an operation or could not carry it out.
+
+    ``model_id`` names the model concerned, where there is one.
+    """
+
+    def __init__(self, message: str, *, model_id: str | None = None):
+        super().__init__(message)
+        self.model_id = model_id
+
+
+class InvalidModelIdError(StoreError, ValueError):
+    """A model id that cannot safely name a folder: empty, too long, with a path separator,
+    ``..``, a leading dot, or characters outside letters, digits and ``._-+``."""
+
+
+class ModelNotFoundError(StoreError, LookupError):
+    """No model with this id is in the store."""
+
+    def __str__(self) -> str:  # LookupError would quote the message like a KeyError key
+        return str(self.args[0])
+
+
+class ModelExistsError(StoreError):
+    """A model with this id is already installed (remove it first, or pick another id)."""
+
+
+class ModelNotReadyError(StoreError):
+    """The model is in the store but not usable: still installing, failed, or being removed.
+    ``state`` is its lifecycle state."""
+
+    def __init__(self, message: str, *, model_id: str | None = None, state: str | None = None):
+        super().__init__(message, model_id=model_id)
+        self.state = state
+
+
+class ModelInUseError(StoreError):
+    """A process is using the model (``with store.use(id)``), so it cannot be removed or
+    evicted now."""
+
+
+class LifecycleError(StoreError):
+    """A lifecycle change that the transition table does not allow."""
+
+    def __init__(
+        self, message: str, *, model_id: str | None = None, from_state: str, to_state: str
+    ):
+        super().__init__(message, model_id=model_id)
+        self.from_state = from_state
+        self.to_state = to_state
+
+
+class ImportModelError(StoreError):
+    """A file or folder cannot be adopted into the store (not GGUF, wrong digest, a hard link
+    across file systems, ...)."""
+
+
+class StorePolicyError(StoreError, ValueError):
+    """A cache policy setting is invalid: an unknown eviction policy or priority, a negative
+    size, a malformed size such as ``12 XB``."""
+
+
+class InsufficientSpaceError(StoreError, OSError):
+    """Not enough free disk for the work asked, even after what eviction may free.
+
+    ``bytes_needed`` and ``bytes_available`` are the figures behind the refusal.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model_id: str | None = None,
+        bytes_needed: int,
+        bytes_available: int,
+    ):
+        StoreError.__init__(self, message, model_id=model_id)
+        self.errno = errno.ENOSPC
+        self.bytes_needed = bytes_needed
+        self.bytes_available = bytes_available
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class StoreBusyError(StoreError, TimeoutError):
+    """Other processes kept the store's database locked for longer than the busy timeout."""
+
+
+class StoreCorruptError(StoreError):
+    """The store's database file is damaged or is not an iris-models database. Nothing was
+    changed; ``iris-models fsck --repair`` moves it aside and rebuilds the store from the
+    model files on disk."""
+
+
+class StoreVersionError(StoreError):
+    """The store's database was written by a newer iris-models, with a schema this version
+    does not know. Nothing was changed; upgrade iris-models to use this store."""
+
+
+class StoreReadOnlyError(StoreError, PermissionError):
+    """The store's folder or database cannot be written by this process."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])

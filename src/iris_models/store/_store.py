@@ -1,0 +1,992 @@
+"""The model store: one SQLite database and one folder per model under a root. It installs,
+lists, uses, removes and evicts models, and keeps every change crash-safe: the database says
+what is true, files are moved into place before the database says they are there, and
+models leave the database only after their files have been moved aside."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from .._paths import store_root
+from ..errors import (
+    InsufficientSpaceError,
+    ModelExistsError,
+    ModelInUseError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+    StoreError,
+    StoreReadOnlyError,
+)
+from ._database import Database
+from ._eviction import (
+    Eviction,
+    EvictionPlan,
+    Leftover,
+    SpaceNeed,
+    candidate_order_sql,
+    select_evictions,
+    space_needs,
+)
+from ._files import (
+    dir_size,
+    fsync_dir,
+    remove_tree,
+    unique_name,
+)
+from ._ids import validate_model_id
+from ._lifecycle import LifecycleObserver, LifecycleState, StateChange, check_transition
+from ._locks import ModelLock, locked_model_ids
+from ._policy import CachePolicy, Priority
+from ._records import InstalledModel, ModelFile, ModelStats, StoreEvent, StoreStats
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from ._fsck import FsckReport
+    from ._import import ImportReport
+
+__all__ = [
+    "EvictionResult",
+    "FileSpec",
+    "Placement",
+    "PressureReport",
+    "Store",
+]
+
+logger = logging.getLogger("iris_models.store")
+
+DATABASE_NAME = "store.db"
+MODELS_DIR = "models"
+STAGING_DIR = ".staging"
+TRASH_DIR = ".trash"
+FILE_ROLES = ("model", "shard", "projector", "extra")
+EVENT_RETENTION_S = 90 * 86400
+# Memory levels as the reference SDK's MemoryMonitor has them: warn under 500 MB available.
+MEMORY_WARNING_BYTES = 500_000_000
+MEMORY_CRITICAL_BYTES = 200_000_000
+
+_S = LifecycleState
+_INSTALLED_STATES = tuple(state.value for state in _S if state.is_installed)
+_MODEL_COLUMNS = (
+    "id, name, category, state, state_reason, storage, source, architecture, quantization, "
+    "parameter_count, context_length, size_bytes, priority, pinned, created_at, "
+    "installed_at, updated_at, last_used_at, use_count, metadata"
+)
+_FILE_COLUMNS = "model_id, rel_path, role, size_bytes, sha256, seal, external_path, mtime_ns"
+
+
+class Placement(str, Enum):
+    """How install() puts a file into the store."""
+
+    MOVE = "move"
+    """Hard link (or copy across file systems) into the store; the original is deleted once
+    the model is READY, so a failure leaves it where it was."""
+    COPY = "copy"
+    HARDLINK = "hardlink"
+    """A second name for the same bytes: no copy, the original stays (same file system)."""
+    REFERENCE = "reference"
+    """Leave the file where it is and record its path; the store never deletes it."""
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """A file to install: where it is now, its name in the model's folder, its role, and the
+    digest it must have (``sha256:<hex>``; None to take whatever it hashes to)."""
+
+    path: Path
+    rel_path: str | None = None
+    role: str = "model"
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class EvictionResult:
+    """What executing a plan did."""
+
+    evicted: tuple[Eviction, ...]
+    leftovers_removed: tuple[Leftover, ...]
+    skipped: tuple[tuple[str, str], ...]
+    """(model id, why) for planned evictions that did not happen."""
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(item.size_bytes for item in self.evicted) + sum(
+            item.size_bytes for item in self.leftovers_removed
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "evicted": [
+                {"model_id": item.model_id, "size_bytes": item.size_bytes, "reason": item.reason}
+                for item in self.evicted
+            ],
+            "leftovers_removed": [str(item.path) for item in self.leftovers_removed],
+            "skipped": [{"model_id": mid, "reason": why} for mid, why in self.skipped],
+            "bytes_freed": self.bytes_freed,
+        }
+
+
+@dataclass(frozen=True)
+class PressureReport:
+    """What a pressure check found and what it freed."""
+
+    memory_available_bytes: int
+    memory_level: str
+    """``ok``, ``warning`` (under 500 MB available) or ``critical`` (under 200 MB)."""
+    disk_free_bytes: int
+    ram_backed: bool
+    """The store's files live in memory (tmpfs), so evicting them frees memory too."""
+    plan: EvictionPlan
+    result: EvictionResult | None
+
+
+class Store:
+    """A model store at ``root`` (the argument, else IRIS_MODELS_HOME, else the platform's
+    user data folder).
+
+    Safe to share between threads; several processes may open the same root at once.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        policy: CachePolicy | None = None,
+        busy_timeout_s: float = 30.0,
+        auto_cleanup: bool = True,
+    ):
+        self.root = store_root(root).absolute()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except PermissionError as error:
+            message = f"{self.root}: cannot create the model store here ({error.strerror})"
+            raise StoreReadOnlyError(message) from error
+        self.db = Database(self.root / DATABASE_NAME, busy_timeout_s=busy_timeout_s)
+        self._observers: list[LifecycleObserver] = []
+        self._observers_lock = threading.Lock()
+        if policy is not None:
+            self.set_policy(policy)
+        if auto_cleanup and not self.db.read_only:
+            self.maybe_cleanup()
+
+    # -- places --------------------------------------------------------------------------
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / MODELS_DIR
+
+    def model_dir(self, model_id: str) -> Path:
+        """The folder that holds a model's files (lower case: ids ignore case)."""
+        return self.models_dir / validate_model_id(model_id).lower()
+
+    @property
+    def read_only(self) -> bool:
+        return self.db.read_only
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # -- observers -----------------------------------------------------------------------
+
+    def add_observer(self, observer: LifecycleObserver) -> None:
+        """Calls ``observer(change)`` after each lifecycle change this Store object commits.
+        Changes made by other processes are in the event log (``events()``)."""
+        with self._observers_lock:
+            self._observers.append(observer)
+
+    def remove_observer(self, observer: LifecycleObserver) -> None:
+        with self._observers_lock:
+            self._observers.remove(observer)
+
+    def _notify(self, changes: Sequence[StateChange]) -> None:
+        with self._observers_lock:
+            observers = list(self._observers)
+        for change in changes:
+            for observer in observers:
+                try:
+                    observer(change)
+                except Exception:  # an observer's bug must not undo a committed change
+                    logger.exception("lifecycle observer %r failed on %s", observer, change)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def find(self, model_id: str) -> InstalledModel | None:
+        """The model with this id (any state), or None."""
+        validate_model_id(model_id)
+        with self.db.read() as sql:
+            row = sql.execute(
+                f"SELECT {_MODEL_COLUMNS} FROM models WHERE id = ?", (model_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            files = sql.execute(
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE model_id = ? ORDER BY rel_path",
+                (row[0],),
+            ).fetchall()
+        return self._model(row, files)
+
+    def get(self, model_id: str) -> InstalledModel:
+        """The model with this id (any state); ModelNotFoundError if there is none."""
+        model = self.find(model_id)
+        if model is None:
+            raise _not_found(model_id)
+        return model
+
+    def list_models(
+        self,
+        *,
+        category: str | None = None,
+        state: LifecycleState | str | None = None,
+        installed_only: bool = False,
+    ) -> list[InstalledModel]:
+        """Models in the store, sorted by id."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if category is not None:
+            clauses.append("category = ?")
+            params.append(category)
+        if state is not None:
+            clauses.append("state = ?")
+            params.append(LifecycleState(state).value)
+        if installed_only:
+            clauses.append(f"state IN ({', '.join('?' * len(_INSTALLED_STATES))})")
+            params.extend(_INSTALLED_STATES)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self.db.read() as sql:
+            rows = sql.execute(
+                f"SELECT {_MODEL_COLUMNS} FROM models{where} ORDER BY id", params
+            ).fetchall()
+            file_rows = sql.execute(
+                f"SELECT {_FILE_COLUMNS} FROM files ORDER BY model_id, rel_path"
+            ).fetchall()
+        files_by_model: dict[str, list[tuple[Any, ...]]] = {}
+        for file_row in file_rows:
+            files_by_model.setdefault(file_row[0].lower(), []).append(file_row)
+        return [self._model(row, files_by_model.get(row[0].lower(), ())) for row in rows]
+
+    def path(self, model_id: str) -> Path:
+        """The file to load for an installed model (the first shard of a split model)."""
+        model = self.get(model_id)
+        _require_installed(model)
+        path = model.path
+        if path is None:  # pragma: no cover - an installed model always has a file
+            message = f"model {model_id!r} has no files; run `iris-models fsck --repair`"
+            raise ModelNotReadyError(message, model_id=model_id, state=model.state.value)
+        return path
+
+    def events(
+        self, *, since_id: int = 0, model_id: str | None = None, kind: str | None = None,
+        limit: int | None = None,
+    ) -> list[StoreEvent]:  # fmt: skip
+        """The event log after ``since_id``, oldest first: what every process did."""
+        clauses = ["id > ?"]
+        params: list[Any] = [since_id]
+        if model_id is not None:
+            clauses.append("model_id = ? COLLATE NOCASE")
+            params.append(model_id)
+        if kind is not None:
+            clauses.append("kind = ?")
+            params.append(kind)
+        query = (
+            "SELECT id, at, model_id, kind, from_state, to_state, bytes, detail FROM events "
+            f"WHERE {' AND '.join(clauses)} ORDER BY id"
+        )
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        with self.db.read() as sql:
+            return [StoreEvent(*row) for row in sql.execute(query, params)]
+
+    def _model(self, row: Sequence[Any], file_rows: Sequence[Sequence[Any]]) -> InstalledModel:
+        model_id = row[0]
+        folder = self.models_dir / model_id.lower()
+        files = tuple(
+            ModelFile(
+                rel_path=rel_path,
+                role=role,
+                size_bytes=size,
+                sha256=sha256,
+                seal=seal,
+                path=Path(external) if external else folder / rel_path,
+                external=external is not None,
+                mtime_ns=mtime_ns,
+            )
+            for _mid, rel_path, role, size, sha256, seal, external, mtime_ns in file_rows
+        )
+        return InstalledModel(
+            id=model_id,
+            name=row[1],
+            category=row[2],
+            state=LifecycleState(row[3]),
+            state_reason=row[4],
+            storage=row[5],
+            source=row[6],
+            architecture=row[7],
+            quantization=row[8],
+            parameter_count=row[9],
+            context_length=row[10],
+            size_bytes=row[11],
+            priority=Priority(row[12]),
+            pinned=bool(row[13]),
+            created_at=row[14],
+            installed_at=row[15],
+            updated_at=row[16],
+            last_used_at=row[17],
+            use_count=row[18],
+            metadata=json.loads(row[19]) if row[19] != "{}" else {},
+            files=files,
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def transition(
+        self, model_id: str, to_state: LifecycleState | str, *, reason: str | None = None
+    ) -> StateChange:
+        """Moves a model to another state, if the transition table allows it (LifecycleError
+        otherwise); the change is logged and observers are told."""
+        target = LifecycleState(to_state)
+        with self.db.write() as sql:
+            current = self._state(sql, model_id)
+            change = self._record_transition(sql, model_id, current, target, reason)
+        self._notify([change])
+        return change
+
+    def register(
+        self,
+        model_id: str,
+        *,
+        name: str | None = None,
+        category: str = "llm",
+        source: str | None = None,
+        priority: Priority | str | int = Priority.NORMAL,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> InstalledModel:
+        """Records a model the store will receive (a download about to start): a new row in
+        DISCOVERED. ModelExistsError if the id is taken."""
+        validate_model_id(model_id)
+        now = time.time()
+        changes: list[StateChange] = []
+        with self.db.write() as sql:
+            if self._find_state(sql, model_id) is not None:
+                message = f"model {model_id!r} is already in the store"
+                raise ModelExistsError(message, model_id=model_id)
+            sql.execute(
+                "INSERT INTO models (id, name, category, state, source, priority, created_at, "
+                "updated_at, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (model_id, name or model_id, category, _S.UNINITIALIZED.value, source,
+                 int(Priority.parse(priority)), now, now, json.dumps(dict(metadata or {}))),
+            )  # fmt: skip
+            changes.append(
+                self._record_transition(sql, model_id, _S.UNINITIALIZED, _S.DISCOVERED, None)
+            )
+        self._notify(changes)
+        return self.get(model_id)
+
+    def _state(self, sql: sqlite3.Connection, model_id: str) -> LifecycleState:
+        state = self._find_state(sql, model_id)
+        if state is None:
+            raise _not_found(model_id)
+        return state
+
+    @staticmethod
+    def _find_state(sql: sqlite3.Connection, model_id: str) -> LifecycleState | None:
+        row = sql.execute("SELECT state FROM models WHERE id = ?", (model_id,)).fetchone()
+        return None if row is None else LifecycleState(row[0])
+
+    @staticmethod
+    def _record_transition(
+        sql: sqlite3.Connection,
+        model_id: str,
+        from_state: LifecycleState,
+        to_state: LifecycleState,
+        reason: str | None,
+    ) -> StateChange:
+        check_transition(model_id, from_state, to_state)
+        now = time.time()
+        sql.execute(
+            "UPDATE models SET state = ?, state_reason = ?, updated_at = ? WHERE id = ?",
+            (to_state.value, reason, now, model_id),
+        )
+        _log(sql, model_id, "state", from_state=from_state, to_state=to_state, detail=reason)
+        return StateChange(model_id, from_state, to_state, now, reason)
+
+    # -- install -------------------------------------------------------------------------
+
+    def install(
+        self,
+        model_id: str,
+        files: Sequence[FileSpec | str | os.PathLike[str]],
+        *,
+        placement: Placement | str = Placement.MOVE,
+        name: str | None = None,
+        category: str = "llm",
+        source: str | None = None,
+        priority: Priority | str | int = Priority.NORMAL,
+        pinned: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> InstalledModel:
+        """Adds a model made of ``files``: each is placed into the model's folder (see
+        Placement), parsed if it is GGUF, hashed, checked against its expected digest, and
+        only then is the model READY. On any failure the store is left as it was and the
+        original files are untouched."""
+        from ._install import install_model
+
+        return install_model(
+            self,
+            validate_model_id(model_id),
+            [spec if isinstance(spec, FileSpec) else FileSpec(Path(spec)) for spec in files],
+            placement=Placement(placement),
+            name=name,
+            category=category,
+            source=source,
+            priority=Priority.parse(priority),
+            pinned=pinned,
+            metadata=dict(metadata or {}),
+            on_progress=on_progress,
+        )
+
+    # -- use -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def use(self, model_id: str, *, wait_s: float = 5.0) -> Iterator[Path]:
+        """``with store.use(id) as path:`` the model cannot be removed or evicted by any
+        process until the block ends (or this process dies). Counts the use and stamps the
+        time."""
+        validate_model_id(model_id)
+        lock = ModelLock(self.root, model_id)
+        if not lock.acquire(exclusive=False, wait_s=wait_s):
+            message = (
+                f"model {model_id!r} is being installed or removed by another process; "
+                "try again when it has finished"
+            )
+            raise ModelNotReadyError(message, model_id=model_id)
+        try:
+            path = self._count_use(model_id)
+            yield path
+        finally:
+            lock.release(unlink=True)
+
+    def _count_use(self, model_id: str) -> Path:
+        with self.db.write() as sql:
+            row = sql.execute("SELECT id, state FROM models WHERE id = ?", (model_id,)).fetchone()
+            if row is None:
+                raise _not_found(model_id)
+            state = LifecycleState(row[1])
+            if not state.is_installed:
+                raise _not_ready(row[0], state)
+            sql.execute(
+                "UPDATE models SET use_count = use_count + 1, last_used_at = ? WHERE id = ?",
+                (time.time(), model_id),
+            )
+            files = sql.execute(
+                "SELECT rel_path, role, external_path FROM files WHERE model_id = ? "
+                "ORDER BY rel_path",
+                (model_id,),
+            ).fetchall()
+        return _primary_path(self.models_dir / row[0].lower(), files)
+
+    def record_use(self, model_id: str) -> None:
+        """Counts a use without holding the model (the repository API's updateUsageStats)."""
+        self._count_use(model_id)
+
+    # -- pins, priorities, policy --------------------------------------------------------
+
+    def pin(self, model_id: str) -> None:
+        """Never evict this model (removing it by name still works)."""
+        self._update_flag(model_id, "pinned", 1, "pinned")
+
+    def unpin(self, model_id: str) -> None:
+        self._update_flag(model_id, "pinned", 0, "unpinned")
+
+    def set_priority(self, model_id: str, priority: Priority | str | int) -> None:
+        level = Priority.parse(priority)
+        self._update_flag(model_id, "priority", int(level), f"priority {level.name.lower()}")
+
+    def _update_flag(self, model_id: str, column: str, value: int, detail: str) -> None:
+        validate_model_id(model_id)
+        with self.db.write() as sql:
+            cursor = sql.execute(
+                f"UPDATE models SET {column} = ?, updated_at = ? WHERE id = ?",
+                (value, time.time(), model_id),
+            )
+            if cursor.rowcount == 0:
+                raise _not_found(model_id)
+            _log(sql, model_id, column, detail=detail)
+
+    @property
+    def policy(self) -> CachePolicy:
+        """The store's cache policy (defaults until one is set)."""
+        value = self._setting("policy")
+        if value is None:
+            return CachePolicy()
+        return CachePolicy.from_dict(value)
+
+    def set_policy(self, policy: CachePolicy) -> None:
+        self._set_setting("policy", policy.to_dict())
+        with self.db.write() as sql:
+            _log(sql, None, "policy", detail=json.dumps(policy.to_dict()))
+
+    def _setting(self, key: str) -> Any:
+        with self.db.read() as sql:
+            row = sql.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def _set_setting(self, key: str, value: Any) -> None:
+        with self.db.write() as sql:
+            sql.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )
+
+    # -- remove and evict ----------------------------------------------------------------
+
+    def remove(self, model_id: str, *, wait_s: float = 0.5) -> int:
+        """Removes a model and deletes the files the store owns (a model adopted by reference
+        is only forgotten). Returns the bytes freed. ModelInUseError while a process uses it."""
+        return self._remove(model_id, kind="removed", reason=None, wait_s=wait_s)
+
+    def _remove(
+        self, model_id: str, *, kind: str, reason: str | None, wait_s: float,
+        expect_pinned: bool | None = None,
+    ) -> int:  # fmt: skip
+        validate_model_id(model_id)
+        lock = ModelLock(self.root, model_id)
+        if not lock.acquire(exclusive=True, wait_s=wait_s):
+            message = (
+                f"model {model_id!r} is in use (or being installed) by a process; it can be "
+                "removed when that has finished"
+            )
+            raise ModelInUseError(message, model_id=model_id)
+        try:
+            model = self.get(model_id)
+            if expect_pinned is False and model.pinned:
+                message = f"model {model_id!r} was pinned after the eviction plan was made"
+                raise ModelInUseError(message, model_id=model_id)
+            changes: list[StateChange] = []
+            with self.db.write() as sql:
+                state = self._state(sql, model.id)
+                if state is not _S.CLEANUP:
+                    if _S.CLEANUP not in _transitions_from(state):
+                        changes.append(
+                            self._record_transition(sql, model.id, state, _S.ERROR, kind)
+                        )
+                        state = _S.ERROR
+                    changes.append(
+                        self._record_transition(sql, model.id, state, _S.CLEANUP, reason or kind)
+                    )
+            self._notify(changes)
+            freed = self._delete_files(model)
+            with self.db.write() as sql:
+                sql.execute("DELETE FROM models WHERE id = ?", (model.id,))
+                _log(sql, model.id, kind, bytes_=freed, detail=reason)
+                _log(sql, model.id, "state", from_state=_S.CLEANUP, to_state=_S.UNINITIALIZED)
+            self._notify([StateChange(model.id, _S.CLEANUP, _S.UNINITIALIZED, time.time())])
+            return freed
+        finally:
+            lock.release(unlink=True)
+
+    def _delete_files(self, model: InstalledModel) -> int:
+        """Moves the model's folder aside (one atomic rename), then deletes it."""
+        freed = sum(f.size_bytes for f in model.files if not f.external)
+        if model.storage == "hardlink":
+            freed = 0  # the original name keeps the bytes
+        folder = self.models_dir / model.id.lower()
+        if folder.exists():
+            trash = self.root / TRASH_DIR
+            trash.mkdir(exist_ok=True)
+            target = trash / unique_name(model.id)
+            folder.rename(target)
+            fsync_dir(self.models_dir)
+            remove_tree(target)
+        return freed
+
+    def plan_eviction(
+        self,
+        *,
+        incoming_bytes: int = 0,
+        free_bytes: int = 0,
+        aggressive: bool | None = None,
+        policy: CachePolicy | None = None,
+    ) -> EvictionPlan:
+        """What enforcing the policy would remove now, and why; changes nothing.
+
+        ``incoming_bytes`` is room wanted for new files (kept on top of the free-disk floor);
+        ``free_bytes`` asks for that much to be freed whatever the limits say.
+        """
+        chosen_policy = policy or self.policy
+        if aggressive is not None:
+            chosen_policy = replace(chosen_policy, aggressive=aggressive)
+        leftovers = tuple(self._leftovers())
+        disk_free = psutil.disk_usage(str(self.root)).free
+        with self.db.read() as sql:
+            owned = self._owned_bytes(sql)
+            needs = list(
+                space_needs(
+                    chosen_policy,
+                    owned_bytes=owned,
+                    disk_free_bytes=disk_free,
+                    incoming_bytes=incoming_bytes,
+                )
+            )
+            if free_bytes > 0:
+                needs.append(SpaceNeed(f"asked to free {free_bytes} bytes", free_bytes))
+            evictions: list[Eviction] = []
+            protected: dict[str, int] = {}
+            if needs:
+                leftover_bytes = sum(item.size_bytes for item in leftovers)
+                to_free = max(
+                    need.bytes - (leftover_bytes if need.reason.startswith("free disk") else 0)
+                    for need in needs
+                )
+                if to_free > 0:
+                    placeholders = ", ".join("?" * len(_INSTALLED_STATES))
+                    rows = sql.execute(
+                        "SELECT id, size_bytes, storage, priority, pinned, installed_at, "
+                        f"last_used_at, use_count FROM models WHERE state IN ({placeholders}) "
+                        f"ORDER BY {candidate_order_sql(chosen_policy.eviction)}",
+                        _INSTALLED_STATES,
+                    )
+                    evictions, protected = select_evictions(
+                        rows,
+                        policy=chosen_policy,
+                        bytes_to_free=to_free,
+                        in_use=locked_model_ids(self.root),
+                    )
+        return EvictionPlan(
+            policy=chosen_policy.eviction,
+            aggressive=chosen_policy.aggressive,
+            needs=tuple(needs),
+            evictions=tuple(evictions),
+            leftovers=leftovers,
+            protected=protected,
+        )
+
+    @staticmethod
+    def _owned_bytes(sql: sqlite3.Connection) -> int:
+        placeholders = ", ".join("?" * len(_INSTALLED_STATES))
+        row = sql.execute(
+            "SELECT coalesce(sum(size_bytes), 0) FROM models "
+            f"WHERE storage = 'managed' AND state IN ({placeholders})",
+            _INSTALLED_STATES,
+        ).fetchone()
+        return int(row[0])
+
+    def _leftovers(self) -> Iterator[Leftover]:
+        """Staging and trash entries that no live process is working on."""
+        held = locked_model_ids(self.root)
+        for folder, why in ((STAGING_DIR, "abandoned install"), (TRASH_DIR, "unfinished removal")):
+            try:
+                entries = list((self.root / folder).iterdir())
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if entry.name.rsplit(".", 1)[0] in held:
+                    continue
+                yield Leftover(entry, dir_size(entry), why)
+
+    def execute_plan(self, plan: EvictionPlan) -> EvictionResult:
+        """Carries out a plan: leftovers first, then each eviction, skipping (not failing on)
+        a model that has since come into use, been pinned or gone."""
+        removed_leftovers = []
+        held = locked_model_ids(self.root)
+        for leftover in plan.leftovers:
+            if leftover.path.name.rsplit(".", 1)[0] in held:
+                continue
+            remove_tree(leftover.path)
+            removed_leftovers.append(leftover)
+        evicted = []
+        skipped = []
+        for item in plan.evictions:
+            try:
+                freed = self._remove(
+                    item.model_id, kind="evicted", reason=item.reason, wait_s=0,
+                    expect_pinned=False,
+                )  # fmt: skip
+            except (ModelInUseError, ModelNotFoundError, StoreError) as error:
+                if isinstance(error, StoreReadOnlyError):
+                    raise
+                skipped.append((item.model_id, str(error)))
+                continue
+            evicted.append(replace(item, size_bytes=freed))
+        return EvictionResult(tuple(evicted), tuple(removed_leftovers), tuple(skipped))
+
+    def gc(self, *, dry_run: bool = False, aggressive: bool | None = None) -> GcOutcome:
+        """Enforces the policy now: plan, then (unless ``dry_run``) execute."""
+        plan = self.plan_eviction(aggressive=aggressive)
+        if dry_run:
+            return GcOutcome(plan, None)
+        result = self.execute_plan(plan)
+        now = time.time()
+        self._set_setting("last_cleanup_at", now)
+        with self.db.write() as sql:
+            sql.execute(
+                "DELETE FROM events WHERE at < ? AND kind NOT IN ('evicted', 'removed')",
+                (now - EVENT_RETENTION_S,),
+            )
+            _log(sql, None, "cleanup", bytes_=result.bytes_freed)
+        return GcOutcome(plan, result)
+
+    def maybe_cleanup(self) -> GcOutcome | None:
+        """Runs gc() if automatic cleanup is on and its interval has passed since the last."""
+        policy = self.policy
+        if not policy.auto_cleanup:
+            return None
+        last = self._setting("last_cleanup_at")
+        if last is not None and time.time() - float(last) < policy.cleanup_interval_s:
+            return None
+        return self.gc()
+
+    def ensure_space(self, incoming_bytes: int, *, model_id: str | None = None) -> EvictionResult:
+        """Makes room for ``incoming_bytes`` more on the store's disk within the policy,
+        evicting what the policy allows; InsufficientSpaceError (nothing removed) if that
+        cannot be enough."""
+        plan = self.plan_eviction(incoming_bytes=incoming_bytes)
+        if not plan.needs:
+            return EvictionResult((), (), ())
+        if not plan.satisfied:
+            free = psutil.disk_usage(str(self.root)).free
+            protected = ", ".join(f"{count} {why}" for why, count in plan.protected.items())
+            message = (
+                f"not enough space for {incoming_bytes} more bytes"
+                f"{f' for {model_id!r}' if model_id else ''}: "
+                f"{'; '.join(need.reason for need in plan.needs)}; eviction could free "
+                f"{plan.bytes_freed} bytes of the {plan.bytes_to_free} needed"
+                f"{f' (models passed over: {protected})' if protected else ''}. Free disk "
+                "space, remove models, or change the policy (`iris-models policy set`)"
+            )
+            raise InsufficientSpaceError(
+                message,
+                model_id=model_id,
+                bytes_needed=plan.bytes_to_free,
+                bytes_available=free,
+            )
+        return self.execute_plan(plan)
+
+    def relieve_pressure(
+        self, *, memory: bool = True, disk: bool = True, dry_run: bool = False,
+        aggressive: bool | None = None,
+    ) -> PressureReport:  # fmt: skip
+        """The hook an app calls when the system warns of low memory or disk.
+
+        Disk: evicts until the free-disk floor holds again. Memory: evicting frees memory only
+        when the store lives in memory (tmpfs); then it evicts until 500 MB are available.
+        """
+        available = psutil.virtual_memory().available
+        level = "ok"
+        if available < MEMORY_CRITICAL_BYTES:
+            level = "critical"
+        elif available < MEMORY_WARNING_BYTES:
+            level = "warning"
+        ram_backed = _is_ram_backed(self.root)
+        free_bytes = 0
+        if memory and ram_backed and available < MEMORY_WARNING_BYTES:
+            free_bytes = MEMORY_WARNING_BYTES - available
+        if disk:
+            plan = self.plan_eviction(free_bytes=free_bytes, aggressive=aggressive)
+        else:
+            plan = self.plan_eviction(
+                free_bytes=free_bytes,
+                aggressive=aggressive,
+                policy=replace(self.policy, min_free_bytes=0, max_size_bytes=None),
+            )
+        result = None if dry_run or plan.empty else self.execute_plan(plan)
+        disk_free = psutil.disk_usage(str(self.root)).free
+        return PressureReport(available, level, disk_free, ram_backed, plan, result)
+
+    # -- fsck and import -----------------------------------------------------------------
+
+    def fsck(
+        self,
+        *,
+        repair: bool = False,
+        deep: bool = False,
+        on_progress: Callable[[str, int, int], None] | None = None,
+    ) -> FsckReport:
+        """Reconciles the database with the disk; see :mod:`iris_models.store._fsck`."""
+        from ._fsck import check_store
+
+        return check_store(self, repair=repair, deep=deep, on_progress=on_progress)
+
+    def import_path(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        placement: Placement | str = Placement.REFERENCE,
+        model_id: str | None = None,
+        category: str = "llm",
+        on_progress: Callable[[str, int, int], None] | None = None,
+    ) -> ImportReport:
+        """Adopts the GGUF models in a file, a folder, a Hugging Face cache or an Ollama
+        models folder. By default they stay where they are (``reference``)."""
+        from ._import import import_models
+
+        return import_models(
+            self,
+            Path(path),
+            placement=Placement(placement),
+            model_id=model_id,
+            category=category,
+            on_progress=on_progress,
+        )
+
+    # -- statistics ----------------------------------------------------------------------
+
+    def stats(self, *, recent: int = 10) -> StoreStats:
+        """Bytes by model, category and state; use counts; what eviction freed and when."""
+        with self.db.read() as sql:
+            rows = sql.execute(
+                "SELECT id, category, state, storage, size_bytes, use_count, last_used_at, "
+                "pinned, priority FROM models ORDER BY size_bytes DESC, id"
+            ).fetchall()
+            evicted_count, evicted_bytes = sql.execute(
+                "SELECT count(*), coalesce(sum(bytes), 0) FROM events WHERE kind = 'evicted'"
+            ).fetchone()
+            recent_rows = sql.execute(
+                "SELECT id, at, model_id, kind, from_state, to_state, bytes, detail FROM events "
+                "WHERE kind = 'evicted' ORDER BY id DESC LIMIT ?",
+                (recent,),
+            ).fetchall()
+        models = tuple(
+            ModelStats(mid, category, state, storage, size, uses, last, bool(pinned),
+                       Priority(priority).name.lower())
+            for mid, category, state, storage, size, uses, last, pinned, priority in rows
+        )  # fmt: skip
+        by_category: dict[str, int] = {}
+        by_state: dict[str, int] = {}
+        owned = referenced = 0
+        for model in models:
+            by_category[model.category] = by_category.get(model.category, 0) + model.size_bytes
+            by_state[model.state] = by_state.get(model.state, 0) + model.size_bytes
+            if model.storage == "managed":
+                owned += model.size_bytes
+            else:
+                referenced += model.size_bytes
+        disk = psutil.disk_usage(str(self.root))
+        last_cleanup = self._setting("last_cleanup_at")
+        return StoreStats(
+            root=self.root,
+            model_count=len(models),
+            owned_bytes=owned,
+            referenced_bytes=referenced,
+            bytes_by_category=by_category,
+            bytes_by_state=by_state,
+            total_uses=sum(model.use_count for model in models),
+            models=models,
+            disk_total_bytes=disk.total,
+            disk_free_bytes=disk.free,
+            policy=self.policy,
+            evicted_count=evicted_count,
+            evicted_bytes=evicted_bytes,
+            recent_evictions=tuple(StoreEvent(*row) for row in recent_rows),
+            last_cleanup_at=None if last_cleanup is None else float(last_cleanup),
+        )
+
+
+@dataclass(frozen=True)
+class GcOutcome:
+    """A cleanup's plan and, unless it was a dry run, what executing it did."""
+
+    plan: EvictionPlan
+    result: EvictionResult | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.result is None,
+            "plan": self.plan.to_dict(),
+            "result": None if self.result is None else self.result.to_dict(),
+        }
+
+
+def _transitions_from(state: LifecycleState) -> frozenset[LifecycleState]:
+    from ._lifecycle import TRANSITIONS
+
+    return TRANSITIONS[state]
+
+
+def _log(
+    sql: sqlite3.Connection,
+    model_id: str | None,
+    kind: str,
+    *,
+    from_state: LifecycleState | None = None,
+    to_state: LifecycleState | None = None,
+    bytes_: int | None = None,
+    detail: str | None = None,
+) -> None:
+    sql.execute(
+        "INSERT INTO events (at, model_id, kind, from_state, to_state, bytes, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            time.time(),
+            model_id,
+            kind,
+            from_state.value if from_state else None,
+            to_state.value if to_state else None,
+            bytes_,
+            detail,
+        ),
+    )
+
+
+def _primary_path(folder: Path, files: Sequence[Sequence[Any]]) -> Path:
+    for wanted in ("model", "shard"):
+        for rel_path, role, external in files:
+            if role == wanted:
+                return Path(external) if external else folder / rel_path
+    rel_path, _role, external = files[0]
+    return Path(external) if external else folder / rel_path
+
+
+def _not_found(model_id: str) -> ModelNotFoundError:
+    message = f"no model {model_id!r} in the store (`iris-models ls` lists what is there)"
+    return ModelNotFoundError(message, model_id=model_id)
+
+
+def _not_ready(model_id: str, state: LifecycleState) -> ModelNotReadyError:
+    hint = {
+        _S.ERROR: "it failed; remove it and install it again",
+        _S.CLEANUP: "it is being removed",
+    }.get(state, "it is not installed and verified yet")
+    message = f"model {model_id!r} cannot be used: it is {state.value} ({hint})"
+    return ModelNotReadyError(message, model_id=model_id, state=state.value)
+
+
+def _require_installed(model: InstalledModel) -> None:
+    if not model.state.is_installed:
+        raise _not_ready(model.id, model.state)
+
+
+def _is_ram_backed(path: Path) -> bool:
+    """Whether ``path`` is on tmpfs/ramfs, so its files occupy memory."""
+    resolved = str(path.resolve())
+    best = ""
+    fstype = ""
+    for partition in psutil.disk_partitions(all=True):
+        mount = partition.mountpoint
+        inside = resolved == mount or resolved.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) > len(best):
+            best, fstype = mount, partition.fstype
+    return fstype in ("tmpfs", "ramfs")
