@@ -12,12 +12,16 @@ from .errors import GGUFError, GGUFNeedMoreDataError, GGUFTruncatedError, IrisMo
 
 if TYPE_CHECKING:
     from . import gguf
+    from .registry import Registry
+    from .store import Store
 
 __all__ = [
     "GGUFError",
     "GGUFNeedMoreDataError",
     "GGUFTruncatedError",
     "IrisModelsError",
+    "Registry",
+    "Store",
     "__version__",
     "gguf",
 ]
@@ -26,11 +30,14 @@ __all__ = [
 # Submodules load on first use, so that importing the package (and `iris-models --help`)
 # does not pay for numpy and the compiled core.
 _LAZY_SUBMODULES = frozenset({"gguf"})
+_LAZY_NAMES = {"Registry": "registry", "Store": "store"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_SUBMODULES:
         return import_module(f"{__name__}.{name}")
+    if name in _LAZY_NAMES:
+        return getattr(import_module(f"{__name__}.{_LAZY_NAMES[name]}"), name)
     if name == "__version__":
         return _version()
     message = f"module {__name__!r} has no attribute {name!r}"

@@ -16,6 +16,17 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "hash": ("hash_cmd", "print files' digests (sha256, or an xxh128 / blake3 seal)"),
     "verify": ("verify_cmd", "check files against digests or piece manifests"),
     "device": ("device_cmd", "show this device's CPU, memory, GPUs, backends and class"),
+    "ls": ("ls_cmd", "list the models in the store"),
+    "path": ("path_cmd", "print the file path of an installed model"),
+    "import": ("import_cmd", "adopt GGUF files on disk, a Hugging Face cache or Ollama models"),
+    "rm": ("rm_cmd", "remove models and delete their files"),
+    "pin": ("pin_cmd", "never evict a model"),
+    "unpin": ("pin_cmd", "let eviction consider a model again"),
+    "priority": ("pin_cmd", "set a model's eviction priority (low/normal/high/critical)"),
+    "gc": ("gc_cmd", "enforce the cache policy now (--dry-run prints the plan)"),
+    "stats": ("stats_cmd", "bytes by model and category, uses, evictions"),
+    "fsck": ("fsck_cmd", "check the store against the disk; --repair fixes it"),
+    "policy": ("policy_cmd", "show or set the cache policy"),
 }
 
 
@@ -32,8 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, help_text) in _COMMANDS.items():
         module = importlib.import_module(f"{__name__}.{module_name}")
         sub = subcommands.add_parser(name, help=help_text, description=module.__doc__)
-        module.configure(sub)
-        sub.set_defaults(handler=module.run)
+        # A module serving several commands names its functions after each one.
+        configure = getattr(module, f"configure_{name}", None) or module.configure
+        configure(sub)
+        sub.set_defaults(handler=getattr(module, f"run_{name}", None) or module.run)
     return parser
 
 

@@ -6,12 +6,31 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ._lifecycle import LifecycleState
 from ._policy import CachePolicy, Priority
 
-__all__ = ["InstalledModel", "ModelFile", "ModelStats", "StoreEvent", "StoreStats"]
+__all__ = [
+    "InstalledModel",
+    "ModelFile",
+    "ModelStats",
+    "StoreEvent",
+    "StoreStats",
+    "build_frozen",
+]
+
+T = TypeVar("T")
+
+
+def build_frozen(cls: type[T], values: dict[str, Any]) -> T:
+    """A frozen dataclass instance from a complete field mapping, without its __init__:
+    listing 10,000 models spends most of its time in field-by-field frozen __init__s
+    otherwise. The caller passes every field (nothing is defaulted or checked here) and
+    hands ``values`` over: it becomes the instance's namespace."""
+    instance = object.__new__(cls)
+    object.__setattr__(instance, "__dict__", values)
+    return instance
 
 
 @dataclass(frozen=True)
@@ -25,12 +44,17 @@ class ModelFile:
     sha256: str | None
     """``sha256:<hex>``, checked before the model became READY."""
     seal: str | None
-    path: Path
+    location: str
     """Where the bytes are: under the store, or the original file for a reference."""
     external: bool
     """True for a file adopted by reference: the store does not own it."""
     mtime_ns: int | None = None
     """The file's modification time when its digest was taken."""
+
+    @property
+    def path(self) -> Path:
+        # Made on demand: building 10,000 Path objects would double the cost of a listing.
+        return Path(self.location)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,7 +63,7 @@ class ModelFile:
             "size_bytes": self.size_bytes,
             "sha256": self.sha256,
             "seal": self.seal,
-            "path": str(self.path),
+            "path": self.location,
             "external": self.external,
         }
 

@@ -50,7 +50,14 @@ from ._ids import validate_model_id
 from ._lifecycle import LifecycleObserver, LifecycleState, StateChange, check_transition
 from ._locks import ModelLock, locked_model_ids
 from ._policy import CachePolicy, Priority
-from ._records import InstalledModel, ModelFile, ModelStats, StoreEvent, StoreStats
+from ._records import (
+    InstalledModel,
+    ModelFile,
+    ModelStats,
+    StoreEvent,
+    StoreStats,
+    build_frozen,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -85,6 +92,9 @@ _MODEL_COLUMNS = (
     "parameter_count, context_length, size_bytes, priority, pinned, created_at, "
     "installed_at, updated_at, last_used_at, use_count, metadata"
 )
+_MODEL_FIELDS = tuple(name.strip() for name in _MODEL_COLUMNS.split(","))
+_STATE_BY_VALUE = {state.value: state for state in LifecycleState}
+_PRIORITIES = tuple(Priority)
 _FILE_COLUMNS = "model_id, rel_path, role, size_bytes, sha256, seal, external_path, mtime_ns"
 
 
@@ -278,13 +288,18 @@ class Store:
             rows = sql.execute(
                 f"SELECT {_MODEL_COLUMNS} FROM models{where} ORDER BY id", params
             ).fetchall()
+            # The primary key's order: an index walk, no sort.
             file_rows = sql.execute(
                 f"SELECT {_FILE_COLUMNS} FROM files ORDER BY model_id, rel_path"
-            ).fetchall()
-        files_by_model: dict[str, list[tuple[Any, ...]]] = {}
-        for file_row in file_rows:
-            files_by_model.setdefault(file_row[0].lower(), []).append(file_row)
-        return [self._model(row, files_by_model.get(row[0].lower(), ())) for row in rows]
+            )
+            files_by_model: dict[str, list[tuple[Any, ...]]] = {}
+            for file_row in file_rows:
+                files_by_model.setdefault(file_row[0].lower(), []).append(file_row)
+        prefix = self._models_prefix()
+        return [self._model(row, files_by_model.get(row[0].lower(), ()), prefix) for row in rows]
+
+    def _models_prefix(self) -> str:
+        return f"{self.models_dir}{os.sep}"
 
     def path(self, model_id: str) -> Path:
         """The file to load for an installed model (the first shard of a split model)."""
@@ -318,45 +333,38 @@ class Store:
         with self.db.read() as sql:
             return [StoreEvent(*row) for row in sql.execute(query, params)]
 
-    def _model(self, row: Sequence[Any], file_rows: Sequence[Sequence[Any]]) -> InstalledModel:
-        model_id = row[0]
-        folder = self.models_dir / model_id.lower()
+    def _model(
+        self,
+        row: Sequence[Any],
+        file_rows: Sequence[Sequence[Any]],
+        models_prefix: str | None = None,
+    ) -> InstalledModel:
+        folder = f"{models_prefix or self._models_prefix()}{row[0].lower()}/"
         files = tuple(
-            ModelFile(
-                rel_path=rel_path,
-                role=role,
-                size_bytes=size,
-                sha256=sha256,
-                seal=seal,
-                path=Path(external) if external else folder / rel_path,
-                external=external is not None,
-                mtime_ns=mtime_ns,
-            )
-            for _mid, rel_path, role, size, sha256, seal, external, mtime_ns in file_rows
+            [
+                build_frozen(
+                    ModelFile,
+                    {
+                        "rel_path": rel_path,
+                        "role": role,
+                        "size_bytes": size,
+                        "sha256": sha256,
+                        "seal": seal,
+                        "location": external or folder + rel_path,
+                        "external": external is not None,
+                        "mtime_ns": mtime_ns,
+                    },
+                )
+                for _mid, rel_path, role, size, sha256, seal, external, mtime_ns in file_rows
+            ]
         )
-        return InstalledModel(
-            id=model_id,
-            name=row[1],
-            category=row[2],
-            state=LifecycleState(row[3]),
-            state_reason=row[4],
-            storage=row[5],
-            source=row[6],
-            architecture=row[7],
-            quantization=row[8],
-            parameter_count=row[9],
-            context_length=row[10],
-            size_bytes=row[11],
-            priority=Priority(row[12]),
-            pinned=bool(row[13]),
-            created_at=row[14],
-            installed_at=row[15],
-            updated_at=row[16],
-            last_used_at=row[17],
-            use_count=row[18],
-            metadata=json.loads(row[19]) if row[19] != "{}" else {},
-            files=files,
-        )
+        values = dict(zip(_MODEL_FIELDS, row, strict=True))
+        values["state"] = _STATE_BY_VALUE[row[3]]
+        values["priority"] = _PRIORITIES[row[12]]
+        values["pinned"] = bool(row[13])
+        values["metadata"] = json.loads(row[19]) if row[19] != "{}" else {}
+        values["files"] = files
+        return build_frozen(InstalledModel, values)
 
     # -- lifecycle -----------------------------------------------------------------------
 

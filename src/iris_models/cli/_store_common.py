@@ -1,0 +1,39 @@
+"""What the store commands share: the --store option, opening the store, and how times and
+lifecycle states are shown."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+__all__ = ["add_store_options", "format_ago", "open_store"]
+
+
+def add_store_options(parser: argparse.ArgumentParser, *, json_help: str | None = None) -> None:
+    parser.add_argument(
+        "--store",
+        metavar="DIR",
+        help="the model store (default: IRIS_MODELS_HOME, else the user data folder)",
+    )
+    if json_help is not None:
+        parser.add_argument("--json", action="store_true", help=json_help)
+
+
+def open_store(args: argparse.Namespace, *, auto_cleanup: bool = True) -> Store:
+    from ..store import Store
+
+    return Store(args.store, auto_cleanup=auto_cleanup)
+
+
+def format_ago(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "never"
+    seconds = max(0.0, time.time() - timestamp)
+    for unit, length in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= length:
+            return f"{seconds / length:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"
