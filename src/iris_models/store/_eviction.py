@@ -120,15 +120,23 @@ class EvictionPlan:
 
 
 def space_needs(
-    policy: CachePolicy, *, owned_bytes: int, disk_free_bytes: int, incoming_bytes: int = 0
+    policy: CachePolicy,
+    *,
+    owned_bytes: int,
+    disk_free_bytes: int,
+    incoming_bytes: int = 0,
+    incoming_owned_bytes: int | None = None,
 ) -> tuple[SpaceNeed, ...]:
-    """Why space must be freed now, given the store's size, the free disk, and the bytes about
-    to be written (``incoming_bytes``)."""
+    """Why space must be freed now, given the store's size, the free disk, the bytes about
+    to be written to the disk (``incoming_bytes``) and how much the store's own size grows
+    (``incoming_owned_bytes``: by default the same; a file moved in from the same disk
+    grows the store without taking disk space)."""
+    growth = incoming_bytes if incoming_owned_bytes is None else incoming_owned_bytes
     needs = []
     if policy.max_size_bytes is not None:
-        excess = owned_bytes + incoming_bytes - policy.max_size_bytes
+        excess = owned_bytes + growth - policy.max_size_bytes
         if excess > 0:
-            incoming = f" with {incoming_bytes} bytes more" if incoming_bytes else ""
+            incoming = f" with {growth} bytes more" if growth else ""
             reason = (
                 f"store size {owned_bytes} bytes{incoming} is over the "
                 f"{policy.max_size_bytes}-byte limit"

@@ -71,7 +71,12 @@ def install_model(
     try:
         _clear_abandoned(store, model_id)
         sizes = [spec.path.stat().st_size for spec in files]
-        store.ensure_space(_bytes_written(store.root, files, sizes, placement), model_id=model_id)
+        owned_growth = 0 if placement in (Placement.REFERENCE, Placement.HARDLINK) else sum(sizes)
+        store.ensure_space(
+            _bytes_written(store.root, files, sizes, placement),
+            incoming_owned_bytes=owned_growth,
+            model_id=model_id,
+        )
         _start(store, model_id, name, category, source, priority, pinned, metadata, placement)
         staging = store.root / ".staging" / unique_name(model_id)
         moved_into_place = False
@@ -160,7 +165,13 @@ def _clear_abandoned(store: Store, model_id: str) -> None:
             f"(`iris-models rm {existing.id}`) or install under another id"
         )
         raise ModelExistsError(message, model_id=model_id)
-    store._remove(model_id, kind="discarded", reason="abandoned before it was READY", wait_s=0)
+    store._remove(
+        model_id,
+        kind="discarded",
+        reason="abandoned before it was READY",
+        wait_s=0,
+        lock_held=True,
+    )
 
 
 def _bytes_written(

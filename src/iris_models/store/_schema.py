@@ -38,12 +38,12 @@ CREATE TABLE models (
     last_used_at    REAL,
     use_count       INTEGER NOT NULL DEFAULT 0,
     metadata        TEXT NOT NULL DEFAULT '{}'        -- JSON object
-);
+) WITHOUT ROWID;  -- clustered by id: a listing in id order is one scan, not 10,000 lookups
 CREATE INDEX models_by_state ON models (state);
 CREATE INDEX models_by_category ON models (category);
 
 CREATE TABLE files (
-    model_id      TEXT NOT NULL REFERENCES models (id) ON DELETE CASCADE,
+    model_id      TEXT NOT NULL COLLATE NOCASE REFERENCES models (id) ON DELETE CASCADE,
     rel_path      TEXT NOT NULL,           -- under the model's folder
     role          TEXT NOT NULL,           -- model | shard | projector | extra
     size_bytes    INTEGER NOT NULL,
@@ -52,11 +52,11 @@ CREATE TABLE files (
     mtime_ns      INTEGER,                 -- when the digest was taken: fsck re-verifies on change
     external_path TEXT,                    -- a file adopted by reference lives here instead
     PRIMARY KEY (model_id, rel_path)
-);
+) WITHOUT ROWID;
 
 -- Resume state of a transfer in progress: survives the process that wrote it.
 CREATE TABLE downloads (
-    model_id     TEXT NOT NULL REFERENCES models (id) ON DELETE CASCADE,
+    model_id     TEXT NOT NULL COLLATE NOCASE REFERENCES models (id) ON DELETE CASCADE,
     rel_path     TEXT NOT NULL,
     url          TEXT NOT NULL,
     etag         TEXT,

@@ -501,18 +501,24 @@ class Store:
             row = sql.execute("SELECT id, state FROM models WHERE id = ?", (model_id,)).fetchone()
             if row is None:
                 raise _not_found(model_id)
-            state = LifecycleState(row[1])
+            stored_id, state = row[0], LifecycleState(row[1])
             if not state.is_installed:
-                raise _not_ready(row[0], state)
-            sql.execute(
-                "UPDATE models SET use_count = use_count + 1, last_used_at = ? WHERE id = ?",
-                (time.time(), model_id),
-            )
+                raise _not_ready(stored_id, state)
             files = sql.execute(
                 "SELECT rel_path, role, external_path FROM files WHERE model_id = ? "
                 "ORDER BY rel_path",
-                (model_id,),
+                (stored_id,),
             ).fetchall()
+            if not files:
+                message = (
+                    f"model {stored_id!r} is {state.value} but has no files recorded; "
+                    "run `iris-models fsck --repair`, or remove it and install it again"
+                )
+                raise ModelNotReadyError(message, model_id=stored_id, state=state.value)
+            sql.execute(
+                "UPDATE models SET use_count = use_count + 1, last_used_at = ? WHERE id = ?",
+                (time.time(), stored_id),
+            )
         return _primary_path(self.models_dir / row[0].lower(), files)
 
     def record_use(self, model_id: str) -> None:
@@ -578,11 +584,13 @@ class Store:
 
     def _remove(
         self, model_id: str, *, kind: str, reason: str | None, wait_s: float,
-        expect_pinned: bool | None = None,
+        expect_pinned: bool | None = None, lock_held: bool = False,
     ) -> int:  # fmt: skip
+        """Removes a model. ``lock_held``: the caller already holds the model's exclusive
+        lock (an install taking over an abandoned record)."""
         validate_model_id(model_id)
         lock = ModelLock(self.root, model_id)
-        if not lock.acquire(exclusive=True, wait_s=wait_s):
+        if not lock_held and not lock.acquire(exclusive=True, wait_s=wait_s):
             message = (
                 f"model {model_id!r} is in use (or being installed) by a process; it can be "
                 "removed when that has finished"
@@ -618,9 +626,17 @@ class Store:
 
     def _delete_files(self, model: InstalledModel) -> int:
         """Moves the model's folder aside (one atomic rename), then deletes it."""
-        freed = sum(f.size_bytes for f in model.files if not f.external)
-        if model.storage == "hardlink":
-            freed = 0  # the original name keeps the bytes
+        freed = 0
+        for model_file in model.files:
+            if model_file.external:
+                continue
+            try:
+                links = model_file.path.stat().st_nlink
+            except FileNotFoundError:
+                continue
+            # A hard-linked file's bytes are freed only if no other name (the original) is left.
+            if model.storage != "hardlink" or links == 1:
+                freed += model_file.size_bytes
         folder = self.models_dir / model.id.lower()
         if folder.exists():
             trash = self.root / TRASH_DIR
@@ -635,13 +651,16 @@ class Store:
         self,
         *,
         incoming_bytes: int = 0,
+        incoming_owned_bytes: int | None = None,
         free_bytes: int = 0,
         aggressive: bool | None = None,
         policy: CachePolicy | None = None,
     ) -> EvictionPlan:
         """What enforcing the policy would remove now, and why; changes nothing.
 
-        ``incoming_bytes`` is room wanted for new files (kept on top of the free-disk floor);
+        ``incoming_bytes`` is room wanted on the disk for new files (kept on top of the
+        free-disk floor); ``incoming_owned_bytes`` how much the store's own size will grow
+        (default: the same; less when files arrive by rename from the same disk);
         ``free_bytes`` asks for that much to be freed whatever the limits say.
         """
         chosen_policy = policy or self.policy
@@ -657,6 +676,7 @@ class Store:
                     owned_bytes=owned,
                     disk_free_bytes=disk_free,
                     incoming_bytes=incoming_bytes,
+                    incoming_owned_bytes=incoming_owned_bytes,
                 )
             )
             if free_bytes > 0:
@@ -767,11 +787,25 @@ class Store:
             return None
         return self.gc()
 
-    def ensure_space(self, incoming_bytes: int, *, model_id: str | None = None) -> EvictionResult:
-        """Makes room for ``incoming_bytes`` more on the store's disk within the policy,
-        evicting what the policy allows; InsufficientSpaceError (nothing removed) if that
-        cannot be enough."""
-        plan = self.plan_eviction(incoming_bytes=incoming_bytes)
+    def ensure_space(
+        self,
+        incoming_bytes: int,
+        *,
+        incoming_owned_bytes: int | None = None,
+        model_id: str | None = None,
+    ) -> EvictionResult:
+        """Makes room for ``incoming_bytes`` more on the store's disk (and the store's size to
+        grow by ``incoming_owned_bytes``, default the same) within the policy, evicting what
+        the policy allows; InsufficientSpaceError (nothing removed) if that cannot be
+        enough."""
+        policy = self.policy
+        if incoming_bytes == 0:  # nothing is written: the free-disk floor is not this call's
+            policy = replace(policy, min_free_bytes=0)
+        plan = self.plan_eviction(
+            incoming_bytes=incoming_bytes,
+            incoming_owned_bytes=incoming_owned_bytes,
+            policy=policy,
+        )
         if not plan.needs:
             return EvictionResult((), (), ())
         if not plan.satisfied:
