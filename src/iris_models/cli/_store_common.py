@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from ._output import out_console
 
 if TYPE_CHECKING:
     from ..store import Store
 
-__all__ = ["add_store_options", "format_ago", "open_store"]
+__all__ = ["add_store_options", "format_ago", "open_store", "say"]
 
 
 def add_store_options(parser: argparse.ArgumentParser, *, json_help: str | None = None) -> None:
@@ -37,3 +39,8 @@ def format_ago(timestamp: float | None) -> str:
         if seconds >= length:
             return f"{seconds / length:.0f} {unit} ago"
     return f"{seconds:.0f} s ago"
+
+
+def say(*objects: Any, markup: bool = False, soft_wrap: bool = True) -> None:
+    """Prints to stdout without folding long lines (paths stay whole when piped)."""
+    out_console.print(*objects, markup=markup, soft_wrap=soft_wrap)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._output import EXIT_ERROR, byte_progress, out_console, print_json
-from ._store_common import add_store_options
+from ._output import EXIT_ERROR, byte_progress, print_json
+from ._store_common import add_store_options, say
 
 __all__ = ["configure", "run"]
 
@@ -49,25 +49,22 @@ def run(args: argparse.Namespace) -> int:
         print_json(data)
         return 0 if report.ok else EXIT_ERROR
     if moved_to is not None:
-        out_console.print(
-            f"the damaged database was moved to {moved_to}; the store was rebuilt", markup=False
-        )
-    out_console.print(
+        say(f"the damaged database was moved to {moved_to}; the store was rebuilt")
+    say(
         f"checked {report.models_checked} models, {report.files_checked} files; "
         f"database integrity: {report.integrity}",
-        markup=False,
     )
     for issue in report.issues:
         where = issue.model_id or issue.path or ""
-        line = f"  {issue.kind}: {where}: {issue.detail}"
+        line = f"  {'note: ' if issue.note else ''}{issue.kind}: {where}: {issue.detail}"
         if issue.action:
             line += f" -> {issue.action}"
-        out_console.print(line, markup=False)
+        say(line)
     if report.ok:
-        out_console.print(
-            "the store is consistent" if not report.issues else "repaired", markup=False
+        say(
+            "repaired" if report.repaired and report.issues else "the store is consistent",
         )
         return 0
     if not args.repair:
-        out_console.print("run `iris-models fsck --repair` to fix these", markup=False)
+        say("run `iris-models fsck --repair` to fix these")
     return EXIT_ERROR

@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ._output import format_bytes, out_console, print_json
-from ._store_common import add_store_options, open_store
+from ._output import format_bytes, print_json
+from ._store_common import add_store_options, open_store, say
 
 if TYPE_CHECKING:
     from ..store import EvictionPlan
@@ -32,37 +32,34 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print_plan(outcome.plan)
     if outcome.result is None:
-        out_console.print("dry run: nothing was removed", markup=False)
+        say("dry run: nothing was removed")
         return 0
     for model_id, why in outcome.result.skipped:
-        out_console.print(f"skipped {model_id}: {why}", markup=False)
-    out_console.print(f"freed {format_bytes(outcome.result.bytes_freed)}", markup=False)
+        say(f"skipped {model_id}: {why}")
+    say(f"freed {format_bytes(outcome.result.bytes_freed)}")
     return 0
 
 
 def print_plan(plan: EvictionPlan) -> None:
     if not plan.needs and not plan.leftovers:
-        out_console.print("The store is within its policy: nothing to free.", markup=False)
+        say("The store is within its policy: nothing to free.")
         return
     for need in plan.needs:
-        out_console.print(f"needs {format_bytes(need.bytes)}: {need.reason}", markup=False)
+        say(f"needs {format_bytes(need.bytes)}: {need.reason}")
     for leftover in plan.leftovers:
-        out_console.print(
+        say(
             f"  delete {leftover.path} ({format_bytes(leftover.size_bytes)}): {leftover.reason}",
-            markup=False,
         )
     for item in plan.evictions:
-        out_console.print(
+        say(
             f"  evict {item.model_id} ({format_bytes(item.size_bytes)}): {item.reason}",
-            markup=False,
         )
     if plan.protected:
         kept = ", ".join(
             f"{count} {why.replace('_', ' ')}" for why, count in plan.protected.items()
         )
-        out_console.print(f"  passed over: {kept}", markup=False)
-    out_console.print(
+        say(f"  passed over: {kept}")
+    say(
         f"plan frees {format_bytes(plan.bytes_freed)}"
         + ("" if plan.satisfied else f"; still short by {format_bytes(plan.shortfall_bytes)}"),
-        markup=False,
     )

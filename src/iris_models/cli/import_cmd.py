@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._output import EXIT_ERROR, byte_progress, format_bytes, out_console, print_json
-from ._store_common import add_store_options, open_store
+from ._output import EXIT_ERROR, byte_progress, format_bytes, print_json
+from ._store_common import add_store_options, open_store, say
 
 __all__ = ["configure", "run"]
 
@@ -39,13 +39,12 @@ def run(args: argparse.Namespace) -> int:
         print_json(report.to_dict())
     else:
         for model in report.imported:
-            out_console.print(
+            say(
                 f"imported {model.id} ({format_bytes(model.size_bytes)}, {model.storage}) "
                 f"from {model.source}",
-                markup=False,
             )
         for skip in report.skipped:
-            out_console.print(f"skipped {skip.path}: {skip.reason}", markup=False)
+            say(f"skipped {skip.path}: {skip.reason}")
         if not report.imported and not report.skipped:
-            out_console.print(f"no GGUF models found in {args.path}", markup=False)
+            say(f"no GGUF models found in {args.path}")
     return EXIT_ERROR if not report.imported and report.skipped else 0

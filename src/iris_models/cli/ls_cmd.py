@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._output import format_bytes, out_console, print_json
-from ._store_common import add_store_options, format_ago, open_store
+from ._output import format_bytes, print_json
+from ._store_common import add_store_options, format_ago, open_store, say
 
 __all__ = ["configure", "run"]
 
@@ -30,9 +30,8 @@ def run(args: argparse.Namespace) -> int:
             )
             return 0
         if not models:
-            out_console.print(
+            say(
                 f"No models in {store.root}. Add some with `iris-models import PATH`.",
-                markup=False,
             )
             return 0
         table = Table(box=None, pad_edge=False)
@@ -59,9 +58,7 @@ def run(args: argparse.Namespace) -> int:
                 format_ago(model.last_used_at),
                 ", ".join(flags),
             )
-        out_console.print(table)
+        say(table)
         total = sum(model.size_bytes for model in models if model.storage == "managed")
-        out_console.print(
-            f"{len(models)} models, {format_bytes(total)} in {store.root}", markup=False
-        )
+        say(f"{len(models)} models, {format_bytes(total)} in {store.root}")
     return 0

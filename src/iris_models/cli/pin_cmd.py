@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._output import out_console, print_json
-from ._store_common import add_store_options, open_store
+from ._output import print_json
+from ._store_common import add_store_options, open_store, say
 
 __all__ = [
     "configure_pin",
@@ -55,5 +55,5 @@ def _done(args: argparse.Namespace, result: dict[str, object], text: str) -> int
     if args.json:
         print_json(result)
     else:
-        out_console.print(text, markup=False)
+        say(text)
     return 0

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._output import format_bytes, out_console, print_json
-from ._store_common import add_store_options, open_store
+from ._output import format_bytes, print_json
+from ._store_common import add_store_options, open_store, say
 
 __all__ = ["configure", "run"]
 
@@ -49,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
         ("auto-cleanup", str(policy.auto_cleanup).lower()),
         ("aggressive", str(policy.aggressive).lower()),
     ):
-        out_console.print(f"{key:<13}{value}", markup=False)
+        say(f"{key:<13}{value}")
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._output import EXIT_ERROR, err_console, format_bytes, out_console, print_json
-from ._store_common import add_store_options, open_store
+from ._output import EXIT_ERROR, err_console, format_bytes, print_json
+from ._store_common import add_store_options, open_store, say
 
 __all__ = ["configure", "run"]
 
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             removed.append({"model_id": model_id, "bytes_freed": freed})
             if not args.json:
-                out_console.print(f"removed {model_id} ({format_bytes(freed)} freed)", markup=False)
+                say(f"removed {model_id} ({format_bytes(freed)} freed)")
     if args.json:
         print_json({"removed": removed, "failed": failed})
     return EXIT_ERROR if failed else 0

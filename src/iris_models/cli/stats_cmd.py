@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from ._output import format_bytes, out_console, print_json
-from ._store_common import add_store_options, format_ago, open_store
+from ._output import format_bytes, print_json
+from ._store_common import add_store_options, format_ago, open_store, say
 
 __all__ = ["configure", "run"]
 
@@ -24,16 +24,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(stats.to_dict())
         return 0
-    say = out_console.print
-    say(f"store {stats.root}", markup=False)
+    say(f"store {stats.root}")
     say(
         f"{stats.model_count} models: {format_bytes(stats.owned_bytes)} owned, "
         f"{format_bytes(stats.referenced_bytes)} referenced; {stats.total_uses} uses",
-        markup=False,
     )
     say(
         f"disk: {format_bytes(stats.disk_free_bytes)} free of {format_bytes(stats.disk_total_bytes)}",
-        markup=False,
     )
     limit = stats.policy.max_size_bytes
     say(
@@ -41,13 +38,12 @@ def run(args: argparse.Namespace) -> int:
         f"{'unlimited' if limit is None else format_bytes(limit)}, keep "
         f"{format_bytes(stats.policy.min_free_bytes)} free; last cleanup "
         f"{format_ago(stats.last_cleanup_at)}",
-        markup=False,
     )
     if stats.bytes_by_category:
         by_category = ", ".join(
             f"{name} {format_bytes(size)}" for name, size in sorted(stats.bytes_by_category.items())
         )
-        say(f"by category: {by_category}", markup=False)
+        say(f"by category: {by_category}")
     if stats.models:
         table = Table(box=None, pad_edge=False)
         for column in ("ID", "CATEGORY", "STATE", "SIZE", "USES", "LAST USED"):
@@ -64,12 +60,10 @@ def run(args: argparse.Namespace) -> int:
         say(table)
     say(
         f"evicted so far: {stats.evicted_count} models, {format_bytes(stats.evicted_bytes)}",
-        markup=False,
     )
     for event in stats.recent_evictions:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(event.at))
         say(
             f"  {when}  {event.model_id}  {format_bytes(event.bytes)}  {event.detail or ''}",
-            markup=False,
         )
     return 0

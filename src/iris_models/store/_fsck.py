@@ -39,6 +39,8 @@ class FsckIssue:
     path: str | None = None
     action: str | None = None
     """What repair did (None: only reported)."""
+    note: bool = False
+    """Worth knowing but consistent (a model recorded as failed): does not make fsck fail."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,7 @@ class FsckIssue:
             "path": self.path,
             "detail": self.detail,
             "action": self.action,
+            "note": self.note,
         }
 
 
@@ -61,9 +64,10 @@ class FsckReport:
     @property
     def ok(self) -> bool:
         """Nothing is wrong (after repair: nothing is left unrepaired)."""
+        problems = [issue for issue in self.issues if not issue.note]
         if not self.repaired:
-            return not self.issues
-        return all(issue.action is not None for issue in self.issues)
+            return not problems
+        return all(issue.action is not None for issue in problems)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,6 +137,7 @@ def _check_model(
                 "failed",
                 f"the model failed: {model.state_reason}; remove it or install it again",
                 model.id,
+                note=True,
             )
         )
         return 0

@@ -4,6 +4,7 @@ where they are (placement ``reference``), so nothing is copied."""
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import IrisModelsError
+from ..errors import InvalidModelIdError, IrisModelsError
 from ._ids import derive_model_id
 
 if TYPE_CHECKING:
@@ -116,10 +117,9 @@ def _with_id(candidate: Candidate, model_id: str) -> Candidate:
 
 def discover(path: Path) -> tuple[list[Candidate], list[ImportSkip]]:
     """The models under ``path``, and what was passed over (with why)."""
-    path = path.expanduser()
+    path = path.expanduser().absolute()
     if not path.exists():
-        message = f"{path} does not exist"
-        raise FileNotFoundError(2, message, str(path))
+        raise FileNotFoundError(errno.ENOENT, "does not exist", str(path))
     skipped: list[ImportSkip] = []
     if path.is_file():
         candidates = list(_from_files([path], "file", skipped))
@@ -130,15 +130,25 @@ def discover(path: Path) -> tuple[list[Candidate], list[ImportSkip]]:
     else:
         found = sorted(p for p in path.rglob("*") if p.suffix.lower() == ".gguf" and p.is_file())
         candidates = list(_from_files(found, "folder", skipped))
-    seen: dict[str, int] = {}
+    return _unique_ids(candidates), skipped
+
+
+def _unique_ids(candidates: list[Candidate]) -> list[Candidate]:
+    """Gives a repeated id a free ``-2``, ``-3``, ... suffix (free of every other id found)."""
+    taken = {candidate.model_id.lower() for candidate in candidates}
+    used: set[str] = set()
     unique = []
     for candidate in candidates:
-        key = candidate.model_id.lower()
-        seen[key] = seen.get(key, 0) + 1
-        if seen[key] > 1:
-            candidate = _with_id(candidate, f"{candidate.model_id}-{seen[key]}")
+        model_id = candidate.model_id
+        if model_id.lower() in used:
+            suffix = 2
+            while f"{model_id}-{suffix}".lower() in taken | used:
+                suffix += 1
+            model_id = f"{model_id}-{suffix}"
+            candidate = _with_id(candidate, model_id)
+        used.add(model_id.lower())
         unique.append(candidate)
-    return unique, skipped
+    return unique
 
 
 def _from_files(paths: list[Path], origin: str, skipped: list[ImportSkip]) -> Iterator[Candidate]:
@@ -150,22 +160,40 @@ def _from_files(paths: list[Path], origin: str, skipped: list[ImportSkip]) -> It
             if "mmproj" in path.name.lower():
                 skipped.append(ImportSkip(str(path), "a multimodal projector, not a model"))
                 continue
-            yield Candidate(derive_model_id(path.name), path.stem, (FileSpec(path),),
-                            str(path), origin)  # fmt: skip
+            model_id = _id_for(path.name, path, skipped)
+            if model_id is not None:
+                yield Candidate(model_id, path.stem, (FileSpec(path),), str(path), origin)
             continue
-        if int(shard["index"]) != 1:
-            continue  # imported with its first shard
         count = int(shard["count"])
         prefix = shard["prefix"]
         shards = [
             path.with_name(f"{prefix}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)
         ]
+        if int(shard["index"]) != 1:
+            if not shards[0].is_file() and path == _first_present(shards):
+                reason = f"split model is missing its first shard {shards[0].name}"
+                skipped.append(ImportSkip(str(path), reason))
+            continue  # otherwise imported with its first shard
         missing = [s.name for s in shards if not s.is_file()]
         if missing:
             skipped.append(ImportSkip(str(path), f"split model is missing {', '.join(missing)}"))
             continue
-        files = tuple(FileSpec(s, role="shard") for s in shards)
-        yield Candidate(derive_model_id(prefix), prefix, files, str(path), origin)
+        model_id = _id_for(prefix, path, skipped)
+        if model_id is not None:
+            files = tuple(FileSpec(s, role="shard") for s in shards)
+            yield Candidate(model_id, prefix, files, str(path), origin)
+
+
+def _first_present(paths: list[Path]) -> Path | None:
+    return next((path for path in paths if path.is_file()), None)
+
+
+def _id_for(name: str, path: Path, skipped: list[ImportSkip]) -> str | None:
+    try:
+        return derive_model_id(name)
+    except InvalidModelIdError as error:
+        skipped.append(ImportSkip(str(path), f"{error} (import this file alone with --id)"))
+        return None
 
 
 def _from_huggingface(path: Path, skipped: list[ImportSkip]) -> Iterator[Candidate]:
@@ -207,6 +235,10 @@ def _from_ollama(path: Path, skipped: list[ImportSkip]) -> Iterator[Candidate]:
             layers = json.loads(manifest.read_text(encoding="utf-8"))["layers"]
         except (OSError, ValueError, KeyError, TypeError) as error:
             skipped.append(ImportSkip(str(manifest), f"unreadable Ollama manifest: {error}"))
+            continue
+        if not isinstance(layers, list) or not all(isinstance(x, dict) for x in layers):
+            reason = "unreadable Ollama manifest: 'layers' is not a list of objects"
+            skipped.append(ImportSkip(str(manifest), reason))
             continue
         specs: list[FileSpec] = []
         base_id = derive_model_id(name.replace("/", "-"))

@@ -99,9 +99,10 @@ def install_model(
             _fail(store, model_id, error)
             raise
         if placement is Placement.MOVE:
-            for spec in files:
-                with contextlib.suppress(FileNotFoundError):
-                    spec.path.unlink()
+            for spec in files:  # a symlink and the file it names: both names go
+                for linked in {spec.path.resolve(), spec.path}:
+                    with contextlib.suppress(FileNotFoundError):
+                        linked.unlink()
     finally:
         lock.release(unlink=True)
     return store.get(model_id)
@@ -248,7 +249,8 @@ def _place_and_check(
         else:
             location = staging / spec.rel_path
             location.parent.mkdir(parents=True, exist_ok=True)
-            _place(spec.path, location, placement, model_id)
+            # The bytes, not a symlink to them (a Hugging Face snapshot links to its blob).
+            _place(spec.path.resolve(), location, placement, model_id)
             fsync_file(location)
 
         def report(done: int, _total: int, base: int = done_before) -> None:
