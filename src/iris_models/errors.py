@@ -25,6 +25,7 @@ handlers keep working::
           ├── InsufficientSpaceError (OSError)       not enough disk for the work asked
           ├── StoreBusyError (TimeoutError)          other processes held the store too long
           ├── StoreCorruptError                      the database is damaged
+          │    └── NotAStoreError                    it is another program's database
           ├── StoreVersionError                      the database is from a newer iris-models
           └── StoreReadOnlyError (PermissionError)   the store cannot be written
 
@@ -53,6 +54,7 @@ __all__ = [
     "ModelInUseError",
     "ModelNotFoundError",
     "ModelNotReadyError",
+    "NotAStoreError",
     "OperationCancelled",
     "StoreBusyError",
     "StoreCorruptError",
@@ -244,6 +246,11 @@ class StoreCorruptError(StoreError):
     """The store's database file is damaged or is not an iris-models database. Nothing was
     changed; ``iris-models fsck --repair`` moves it aside and rebuilds the store from the
     model files on disk."""
+
+
+class NotAStoreError(StoreCorruptError):
+    """The database file is another program's SQLite database. It is never changed, and
+    ``fsck --repair`` does not move it aside: point the store somewhere else."""
 
 
 class StoreVersionError(StoreError):

@@ -23,15 +23,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import StoreCorruptError
+    from ..errors import NotAStoreError, StoreCorruptError
     from ..store import Store
     from ..store._fsck import rebuild_database
 
     moved_to = None
     try:
         store = Store(args.store, auto_cleanup=False)
-    except StoreCorruptError:
-        if not args.repair:
+    except StoreCorruptError as error:
+        if not args.repair or isinstance(error, NotAStoreError):
             raise
         from .._paths import store_root
 

@@ -9,11 +9,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from ..errors import (
     InsufficientSpaceError,
+    NotAStoreError,
     StoreBusyError,
     StoreCorruptError,
     StoreError,
@@ -23,6 +25,8 @@ from ..errors import (
 from ._schema import APPLICATION_ID, MIGRATIONS, Migration
 
 __all__ = ["Database", "translate_sqlite_error"]
+
+T = TypeVar("T")
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 
@@ -50,8 +54,13 @@ class Database:
         self._all_connections: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self.read_only = False
-        with translate_sqlite_error(self.path):
-            self._open_and_migrate()
+        self._immutable = False
+        try:
+            with translate_sqlite_error(self.path):
+                self._open_and_migrate()
+        except BaseException:
+            self.close()  # a refused database keeps no connection (nor the file) open
+            raise
 
     # -- connections ---------------------------------------------------------------------
 
@@ -66,7 +75,9 @@ class Database:
 
     def _connect(self) -> sqlite3.Connection:
         if self.read_only:
-            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            uri = (
+                f"{self.path.resolve().as_uri()}?{'immutable=1' if self._immutable else 'mode=ro'}"
+            )
             connection = sqlite3.connect(
                 uri, uri=True, timeout=self.busy_timeout_s, isolation_level=None,
                 check_same_thread=False,
@@ -131,20 +142,9 @@ class Database:
                     connection.execute("COMMIT")
 
     def _begin(self, connection: sqlite3.Connection, statement: str) -> None:
-        # busy_timeout makes SQLite wait for the lock itself; this loop only covers the few
-        # cases where SQLite reports "locked" without waiting (WAL recovery by another
-        # process), until the same deadline.
-        deadline = time.monotonic() + self.busy_timeout_s
-        delay_s = 0.001
-        while True:
-            try:
-                connection.execute(statement)
-                return
-            except sqlite3.OperationalError as error:
-                if not _is_busy(error) or time.monotonic() >= deadline:
-                    raise
-            time.sleep(delay_s)
-            delay_s = min(delay_s * 2, 0.05)
+        # busy_timeout makes SQLite wait for the lock itself; _retry_busy covers the cases
+        # where SQLite reports "locked" without waiting.
+        self._retry_busy(lambda: connection.execute(statement))
 
     def _commit(self, connection: sqlite3.Connection) -> None:
         try:
@@ -159,22 +159,38 @@ class Database:
     def _open_and_migrate(self) -> None:
         try:
             connection = self._connection()
-            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            # Who the file belongs to is checked before anything is written to it.
+            self._check_identity(connection)
+            mode = self._retry_busy(
+                lambda: connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            )
         except sqlite3.OperationalError as error:
             if not _is_read_only(error):
                 raise
             self._switch_to_read_only()
             connection = self._connection()
-            mode = "wal"
-        if str(mode).lower() != "wal" and not self.read_only:
+            self._check_identity(connection)
+            return
+        if str(mode).lower() != "wal":
             message = f"{self.path}: SQLite could not switch the database to WAL mode ({mode})"
             raise StoreError(message)
-        self._check_identity(connection)
-        if self.read_only:
-            return
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if version < len(self._migrations):
             self._migrate(connection)
+
+    def _retry_busy(self, work: Callable[[], T]) -> T:
+        # Some statements (switching the journal mode, WAL recovery) report "locked" without
+        # calling SQLite's busy handler: retry them until the same deadline.
+        deadline = time.monotonic() + self.busy_timeout_s
+        delay_s = 0.001
+        while True:
+            try:
+                return work()
+            except sqlite3.OperationalError as error:
+                if not _is_busy(error) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay_s)
+            delay_s = min(delay_s * 2, 0.05)
 
     def _switch_to_read_only(self) -> None:
         self.close()
@@ -182,6 +198,11 @@ class Database:
             message = f"{self.path.parent}: cannot create the store database here (read-only)"
             raise StoreReadOnlyError(message)
         self.read_only = True
+        # mode=ro still needs the WAL index (-shm) to exist or be creatable. A store closed
+        # cleanly has no WAL left to read, so it can be opened immutable instead.
+        wal = Path(f"{self.path}-wal")
+        shm = Path(f"{self.path}-shm")
+        self._immutable = not shm.exists() and (not wal.exists() or wal.stat().st_size == 0)
 
     def _check_identity(self, connection: sqlite3.Connection) -> None:
         application_id = connection.execute("PRAGMA application_id").fetchone()[0]
@@ -192,7 +213,7 @@ class Database:
                 f"(application id {application_id:#x}), not an iris-models store; point the "
                 "store somewhere else (IRIS_MODELS_HOME or --store)"
             )
-            raise StoreCorruptError(message)
+            raise NotAStoreError(message)
         if application_id == 0 and version == 0:
             tables = connection.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
@@ -202,7 +223,7 @@ class Database:
                     f"{self.path} holds tables of another program, not an iris-models store; "
                     "point the store somewhere else (IRIS_MODELS_HOME or --store)"
                 )
-                raise StoreCorruptError(message)
+                raise NotAStoreError(message)
         if version > len(self._migrations):
             message = (
                 f"{self.path} was written by a newer iris-models (schema version {version}; "

@@ -7,15 +7,15 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidModelIdError, IrisModelsError, StoreCorruptError
 from ._files import dir_size, remove_tree
 from ._lifecycle import LifecycleState
-from ._locks import ModelLock, locked_model_ids
+from ._locks import ModelLock
 
 if TYPE_CHECKING:
     from ._records import InstalledModel, ModelFile
@@ -27,6 +27,8 @@ _S = LifecycleState
 # States a live download keeps between runs: the download engine resumes them, fsck leaves
 # them alone.
 _RESUMABLE = (_S.QUEUED, _S.DOWNLOADING, _S.PAUSED, _S.DOWNLOADED)
+# Another process's in-use probe holds a lock for microseconds: wait that long, no longer.
+_PROBE_GRACE_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,12 @@ def check_store(
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> FsckReport:
     """Checks (and with ``repair``, fixes) the store. ``deep`` re-hashes every file; without
-    it, a file is re-hashed only when its size or modification time changed."""
+    it, a file is re-hashed only when its size or modification time changed.
+
+    Safe while other processes work on the store: anything is judged and repaired only under
+    its model's exclusive lock, and what a live process holds is left alone (a model in use
+    is still checked, read-only).
+    """
     issues: list[FsckIssue] = []
     with store.db.read() as sql:
         integrity = "; ".join(row[0] for row in sql.execute("PRAGMA integrity_check"))
@@ -100,16 +107,25 @@ def check_store(
                 path=str(store.db.path),
             )
         )
-    held = locked_model_ids(store.root)
     models = store.list_models()
     files_checked = 0
     for model in models:
-        if model.id.lower() in held:
-            continue  # a live process is installing, using or removing it
         files_checked += _check_model(store, model, issues, repair=repair, deep=deep,
                                       on_progress=on_progress)  # fmt: skip
-    _check_disk(store, held, issues, repair=repair)
+    _check_disk(store, issues, repair=repair)
     return FsckReport(integrity, len(models), files_checked, tuple(issues), repair)
+
+
+@contextlib.contextmanager
+def _exclusive(store: Store, model_id: str) -> Iterator[bool]:
+    """Holds the model's exclusive lock for the block if it is free (yields False if a live
+    process holds it: then leave the model alone)."""
+    lock = ModelLock(store.root, model_id)
+    acquired = lock.acquire(exclusive=True, wait_s=_PROBE_GRACE_S)
+    try:
+        yield acquired
+    finally:
+        lock.release(unlink=True)
 
 
 def _check_model(
@@ -121,16 +137,6 @@ def _check_model(
     deep: bool,
     on_progress: Callable[[str, int, int], None] | None,
 ) -> int:
-    if model.state is _S.CLEANUP:
-        action = None
-        if repair:
-            with contextlib.suppress(IrisModelsError):
-                store._remove(model.id, kind="removed", reason="finished by fsck", wait_s=0)
-                action = "finished the removal"
-        issues.append(
-            FsckIssue("unfinished_removal", "removal was interrupted", model.id, None, action)
-        )
-        return 0
     if model.state is _S.ERROR:
         issues.append(
             FsckIssue(
@@ -144,20 +150,9 @@ def _check_model(
     if model.state in _RESUMABLE:
         return 0
     if not model.state.is_installed:
-        action = None
-        if repair:
-            _forget(store, model.id, "abandoned install cleared by fsck")
-            action = "forgot the record (its folder, if any, is checked as an orphan)"
-        issues.append(
-            FsckIssue(
-                "abandoned_install",
-                f"an install stopped at {model.state.value}",
-                model.id,
-                None,
-                action,
-            )
-        )
+        _check_unfinished(store, model.id, issues, repair=repair)
         return 0
+    # An installed model's files do not change while it is in use: check without a lock.
     problems = []
     for model_file in model.files:
         problem = _check_file(model_file, deep, model.id, on_progress)
@@ -165,20 +160,54 @@ def _check_model(
             problems.append((model_file, *problem))
     if not problems:
         return len(model.files)
-    broken = [p for p in problems if p[1] != "modified"]
-    for model_file, kind, detail in problems:
-        action = None
-        if repair and kind == "modified":
-            _restamp(store, model.id, model_file.rel_path)
-            action = "digest still matches; recorded the new modification time"
-        elif repair:
-            action = "marked the model failed (remove it, or install it again)"
-        issues.append(FsckIssue(kind, detail, model.id, str(model_file.path), action))
-    if repair and broken:
-        reason = "; ".join(f"{kind}: {model_file.path}" for model_file, kind, _ in broken)
-        with contextlib.suppress(IrisModelsError):
-            _mark_failed(store, model.id, model.state, reason)
+    with contextlib.ExitStack() as stack:
+        locked = repair and stack.enter_context(_exclusive(store, model.id))
+        current = store.find(model.id) if locked else None
+        if locked and (current is None or current.state is not model.state):
+            return len(model.files)  # it changed meanwhile: nothing left to repair here
+        broken = [p for p in problems if p[1] != "modified"]
+        for model_file, kind, detail in problems:
+            action = None
+            if locked and kind == "modified":
+                _restamp(store, model.id, model_file.rel_path)
+                action = "digest still matches; recorded the new modification time"
+            elif locked:
+                action = "marked the model failed (remove it, or install it again)"
+            elif repair:
+                detail += " (in use by a process: not repaired)"
+            issues.append(FsckIssue(kind, detail, model.id, str(model_file.path), action))
+        if locked and broken:
+            reason = "; ".join(f"{kind}: {model_file.path}" for model_file, kind, _ in broken)
+            with contextlib.suppress(IrisModelsError):
+                _mark_failed(store, model.id, model.state, reason)
     return len(model.files)
+
+
+def _check_unfinished(
+    store: Store, model_id: str, issues: list[FsckIssue], *, repair: bool
+) -> None:
+    """A removal or an install that stopped half-way, unless a live process holds it."""
+    with _exclusive(store, model_id) as locked:
+        if not locked:
+            return  # a live process is installing or removing it
+        model = store.find(model_id)
+        if model is None or model.state.is_installed or model.state in (_S.ERROR, *_RESUMABLE):
+            return
+        action = None
+        if model.state is _S.CLEANUP:
+            if repair:
+                with contextlib.suppress(IrisModelsError):
+                    store._remove(model.id, kind="removed", reason="finished by fsck",
+                                  wait_s=0, lock_held=True)  # fmt: skip
+                    action = "finished the removal"
+            issues.append(FsckIssue("unfinished_removal", "removal was interrupted",
+                                    model.id, None, action))  # fmt: skip
+            return
+        if repair:
+            _forget(store, model.id, "abandoned install cleared by fsck")
+            action = "forgot the record (its folder, if any, is checked as an orphan)"
+        detail = f"an install stopped at {model.state.value}"
+        issues.append(FsckIssue("abandoned_install", detail, model.id, None, action))
 
 
 def _check_file(
@@ -219,89 +248,98 @@ def _check_file(
     return None
 
 
-def _check_disk(store: Store, held: set[str], issues: list[FsckIssue], *, repair: bool) -> None:
-    known = {model.id.lower(): model for model in store.list_models()}
+def _check_disk(store: Store, issues: list[FsckIssue], *, repair: bool) -> None:
     for folder_name, reason in (
         (".staging", "abandoned install"),
         (".trash", "unfinished removal"),
     ):
-        folder = store.root / folder_name
-        with contextlib.suppress(FileNotFoundError):
-            for entry in sorted(folder.iterdir()):
-                if entry.name.rsplit(".", 1)[0] in held:
+        for entry in _entries(store.root / folder_name):
+            # Entries are named "<model id>.<token>": their model's lock says if they are live.
+            with _exclusive(store, entry.name.rsplit(".", 1)[0]) as locked:
+                if not locked or not entry.exists():
                     continue
                 action = None
+                size = dir_size(entry)
                 if repair:
                     remove_tree(entry)
                     action = "deleted"
-                size = dir_size(entry) if not repair else None
-                detail = reason if size is None else f"{reason} ({size} bytes)"
-                issues.append(FsckIssue("leftover", detail, None, str(entry), action))
+                issues.append(
+                    FsckIssue("leftover", f"{reason} ({size} bytes)", None, str(entry), action)
+                )
+    adoptions: list[tuple[int, Path]] = []
+    for folder in _entries(store.models_dir):
+        with _exclusive(store, folder.name) as locked:
+            if not locked or not folder.exists():
+                continue
+            try:
+                model = store.find(folder.name)
+            except InvalidModelIdError:
+                model = None
+            if model is None:
+                holding = _orphan(store, folder, issues, repair=repair)
+                if holding is not None:
+                    adoptions.append((len(issues) - 1, holding))
+            elif model.state not in _RESUMABLE:
+                _stray_files(model, folder, issues, repair=repair)
+    # Adopted once the folder's lock is released: install takes the lock itself.
+    for index, holding in adoptions:
+        issues[index] = replace(
+            issues[index], action=_adopt(store, issues[index].model_id, holding)
+        )
+
+
+def _entries(folder: Path) -> list[Path]:
     try:
-        folders = sorted(store.models_dir.iterdir())
+        return sorted(folder.iterdir())
     except FileNotFoundError:
-        return
-    for folder in folders:
-        name = folder.name
-        if name in held:
-            continue
-        model = known.get(name)
-        if model is None:
-            _orphan(store, folder, issues, repair=repair)
-            continue
-        if model.state in _RESUMABLE:
-            continue
-        expected = {f.rel_path for f in model.files if not f.external}
-        for path in sorted(folder.rglob("*")):
-            if path.is_dir():
-                continue
-            rel = path.relative_to(folder).as_posix()
-            if rel in expected:
-                continue
-            action = None
-            if repair:
-                remove_tree(path)
-                action = "deleted"
-            detail = "a file the store did not record (a leftover part file or a stray copy)"
-            issues.append(FsckIssue("stray_file", detail, model.id, str(path), action))
+        return []
 
 
-def _orphan(store: Store, folder: Path, issues: list[FsckIssue], *, repair: bool) -> None:
+def _stray_files(
+    model: InstalledModel, folder: Path, issues: list[FsckIssue], *, repair: bool
+) -> None:
+    expected = {f.rel_path for f in model.files if not f.external}
+    for path in sorted(folder.rglob("*")):
+        if path.is_dir() or path.relative_to(folder).as_posix() in expected:
+            continue
+        action = None
+        if repair:
+            remove_tree(path)
+            action = "deleted"
+        detail = "a file the store did not record (a leftover part file or a stray copy)"
+        issues.append(FsckIssue("stray_file", detail, model.id, str(path), action))
+
+
+def _orphan(store: Store, folder: Path, issues: list[FsckIssue], *, repair: bool) -> Path | None:
     """A model folder with no database record: what a crash between moving files into
-    place and committing leaves, or what a lost database leaves. Repair adopts its GGUF
-    files (parsed and hashed again) and deletes the rest."""
+    place and committing leaves, or what a lost database leaves. Repair moves it aside to be
+    adopted (its GGUF files parsed and hashed again, the rest deleted) and returns where it
+    went. The caller holds the folder's lock."""
+    ggufs = sorted(p.name for p in folder.rglob("*.gguf"))
+    detail = f"a model folder with no record ({len(ggufs)} GGUF files)"
+    issues.append(FsckIssue("orphan_folder", detail, folder.name, str(folder)))
+    if not repair:
+        return None
+    holding = store.root / ".staging" / f"{folder.name}.adopt{os.getpid()}"
+    holding.parent.mkdir(exist_ok=True)
+    folder.rename(holding)
+    return holding
+
+
+def _adopt(store: Store, model_id: str | None, holding: Path) -> str:
     from ._import import discover
     from ._store import Placement
 
-    ggufs = sorted(p.name for p in folder.rglob("*.gguf"))
-    detail = f"a model folder with no record ({len(ggufs)} GGUF files)"
-    action = None
-    if repair:
-        action = _adopt(store, folder, discover, Placement)
-    issues.append(FsckIssue("orphan_folder", detail, folder.name, str(folder), action))
-
-
-def _adopt(store: Store, folder: Path, discover: Any, placement: Any) -> str:
-    holding = store.root / ".staging" / f"{folder.name}.adopt{os.getpid()}"
-    holding.parent.mkdir(exist_ok=True)
-    lock = ModelLock(store.root, folder.name)
-    if not lock.acquire(exclusive=True, wait_s=0):
-        return "skipped: another process holds the model"
-    try:
-        folder.rename(holding)
-    finally:
-        lock.release()
     adopted = []
     try:
         candidates, _skipped = discover(holding)
         for index, candidate in enumerate(candidates):
-            model_id = folder.name if index == 0 else candidate.model_id
+            chosen = model_id if index == 0 and model_id else candidate.model_id
             try:
-                store.install(model_id, candidate.files, placement=placement.MOVE,
-                              name=candidate.name, source=None,
-                              metadata={"adopted_by": "fsck"})  # fmt: skip
-                adopted.append(model_id)
-            except (IrisModelsError, OSError, InvalidModelIdError):
+                store.install(chosen, candidate.files, placement=Placement.MOVE,
+                              name=candidate.name, metadata={"adopted_by": "fsck"})  # fmt: skip
+                adopted.append(chosen)
+            except (IrisModelsError, OSError):
                 continue
     finally:
         remove_tree(holding)
@@ -345,6 +383,10 @@ def rebuild_database(root: Path) -> Path:
     database = root / DATABASE_NAME
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = root / f"{DATABASE_NAME}.damaged-{stamp}"
+    attempt = 1
+    while any(Path(f"{target}{end}").exists() for end in ("", "-wal", "-shm")):
+        attempt += 1  # never overwrite an earlier copy
+        target = root / f"{DATABASE_NAME}.damaged-{stamp}-{attempt}"
     for suffix in ("", "-wal", "-shm"):
         source = Path(f"{database}{suffix}")
         if source.exists():

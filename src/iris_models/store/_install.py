@@ -6,6 +6,7 @@ fsck clears what is left of the steps before."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import (
     GGUFError,
     ImportModelError,
+    InsufficientSpaceError,
     ModelExistsError,
     ModelInUseError,
     VerifyError,
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["install_model"]
 
 _S = LifecycleState
-_GGUF_ROLES = ("model", "shard", "projector")
+_PROBE_GRACE_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ def install_model(
 
     files = _check_specs(model_id, specs)
     lock = ModelLock(store.root, model_id)
-    if not lock.acquire(exclusive=True, wait_s=0):
+    # A short wait: another process's in-use probe holds the lock for microseconds.
+    if not lock.acquire(exclusive=True, wait_s=_PROBE_GRACE_S):
         message = f"model {model_id!r} is being installed, used or removed by another process"
         raise ModelInUseError(message, model_id=model_id)
     try:
@@ -298,12 +301,24 @@ def _place(source: Path, target: Path, placement: Placement, model_id: str) -> N
         else:
             link_or_copy(source, target, hard_link_only=placement is Placement.HARDLINK)
     except OSError as error:
-        if placement is Placement.HARDLINK and error.errno == 18:  # EXDEV
+        if placement is Placement.HARDLINK and error.errno == errno.EXDEV:
             message = (
                 f"model {model_id!r}: cannot hard-link {source} into the store: it is on "
                 "another file system; use placement 'reference', 'move' or 'copy'"
             )
             raise ImportModelError(message, model_id=model_id) from error
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            free = shutil.disk_usage(target.parent).free
+            message = (
+                f"model {model_id!r}: the disk filled up while {source} was copied into the "
+                f"store ({error.strerror}); nothing was installed and {source} is untouched"
+            )
+            raise InsufficientSpaceError(
+                message,
+                model_id=model_id,
+                bytes_needed=source.stat().st_size,
+                bytes_available=free,
+            ) from error
         raise
 
 

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import StoreReadOnlyError
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 
@@ -103,10 +105,17 @@ class ModelLock:
 
     def _open(self) -> int:
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except FileNotFoundError:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except FileNotFoundError:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except PermissionError as error:
+            message = (
+                f"{self.path.parent}: cannot lock the model here ({error.strerror}); the store "
+                "belongs to another user or is read-only"
+            )
+            raise StoreReadOnlyError(message) from error
 
     def __enter__(self) -> Self:
         return self

@@ -739,18 +739,24 @@ class Store:
         """Carries out a plan: leftovers first, then each eviction, skipping (not failing on)
         a model that has since come into use, been pinned or gone."""
         removed_leftovers = []
-        held = locked_model_ids(self.root)
         for leftover in plan.leftovers:
-            if leftover.path.name.rsplit(".", 1)[0] in held:
+            # Named "<model id>.<token>": under that model's lock, nobody is still using it.
+            lock = ModelLock(self.root, leftover.path.name.rsplit(".", 1)[0])
+            if not lock.acquire(exclusive=True, wait_s=0.05):
                 continue
-            remove_tree(leftover.path)
-            removed_leftovers.append(leftover)
+            try:
+                if leftover.path.exists():
+                    remove_tree(leftover.path)
+                    removed_leftovers.append(leftover)
+            finally:
+                lock.release(unlink=True)
         evicted = []
         skipped = []
         for item in plan.evictions:
             try:
+                # A short wait: another process's in-use probe holds a lock for microseconds.
                 freed = self._remove(
-                    item.model_id, kind="evicted", reason=item.reason, wait_s=0,
+                    item.model_id, kind="evicted", reason=item.reason, wait_s=0.05,
                     expect_pinned=False,
                 )  # fmt: skip
             except (ModelInUseError, ModelNotFoundError, StoreError) as error:
