@@ -162,9 +162,9 @@ def _check_model(
         return len(model.files)
     with contextlib.ExitStack() as stack:
         locked = repair and stack.enter_context(_exclusive(store, model.id))
-        current = store.find(model.id) if locked else None
-        if locked and (current is None or current.state is not model.state):
-            return len(model.files)  # it changed meanwhile: nothing left to repair here
+        current = store.find(model.id)
+        if current is None or current.state is not model.state:
+            return len(model.files)  # removed or changed meanwhile: not a problem of the store
         broken = [p for p in problems if p[1] != "modified"]
         for model_file, kind, detail in problems:
             action = None
