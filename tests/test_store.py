@@ -204,18 +204,41 @@ def test_error_state_can_go_back_to_discovered_and_retry(store: Store) -> None:
 
 
 @pytest.mark.parametrize("state", [S.DISCOVERED, S.ERROR])
-def test_install_takes_over_a_registered_model_that_is_not_ready(
+def test_install_continues_a_registered_model_and_keeps_what_it_was_given(
     store: Store, tmp_path: Path, state: LifecycleState
 ) -> None:
-    store.register("planned")
+    store.register(
+        "planned", name="Planned", source="https://example.invalid/p.gguf", priority="high",
+        metadata={"from": "catalog"},
+    )  # fmt: skip
     if state is S.ERROR:
         for step in (S.QUEUED, S.ERROR):
             store.transition("planned", step)
     model = store.install("planned", [make_gguf(tmp_path / "planned.gguf", "planned")])
     assert model.state is S.READY
     assert model.files[0].rel_path == "planned.gguf"
-    assert [e.kind for e in store.events(model_id="planned", kind="discarded")] == ["discarded"]
+    assert (model.name, model.source, model.priority) == (
+        "Planned", "https://example.invalid/p.gguf", Priority.HIGH,
+    )  # fmt: skip
+    assert model.metadata == {"from": "catalog"}
+    assert store.events(model_id="planned", kind="discarded") == []
     assert lock_files(store) == []
+
+
+def test_a_failed_install_of_a_registered_model_keeps_the_record_for_a_retry(
+    store: Store, tmp_path: Path
+) -> None:
+    store.register("planned", source="https://example.invalid/p.gguf")
+    not_gguf = tmp_path / "planned.gguf"
+    not_gguf.write_bytes(b"not a gguf file at all")
+    with pytest.raises(ImportModelError):
+        store.install("planned", [not_gguf])
+    model = store.get("planned")
+    assert (model.state, model.source, model.files) == (
+        S.DISCOVERED, "https://example.invalid/p.gguf", (),
+    )  # fmt: skip
+    states = [(e.from_state, e.to_state) for e in store.events(model_id="planned", kind="state")]
+    assert states[-2:] == [("validating", "error"), ("error", "discovered")]
 
 
 def test_observers_see_every_change_of_install_and_removal(store: Store, tmp_path: Path) -> None:
@@ -687,13 +710,21 @@ def test_use_of_a_model_that_is_not_ready_raises_not_ready(
     assert store.get("pending").use_count == 0
 
 
-def test_use_of_a_ready_model_without_files_raises_a_store_error(store: Store) -> None:
+def test_transition_cannot_make_a_model_without_files_installed(store: Store) -> None:
     store.register("bare")
-    store.transition("bare", S.VALIDATED)
-    store.transition("bare", S.READY)
-    with pytest.raises(StoreError), store.use("bare"):
+    with pytest.raises(LifecycleError, match="no verified files"):
+        store.transition("bare", S.VALIDATED)
+    assert store.get("bare").state is S.DISCOVERED
+
+
+def test_use_of_a_ready_model_whose_file_records_are_gone_raises_a_store_error(
+    store: Store, installed: str
+) -> None:
+    with store.db.write() as sql:  # what a hand-edited database could hold
+        sql.execute("DELETE FROM files WHERE model_id = ?", (installed,))
+    with pytest.raises(StoreError, match="no files recorded"), store.use(installed):
         pass
-    assert store.get("bare").use_count == 0
+    assert store.get(installed).use_count == 0
 
 
 def test_concurrent_uses_from_many_threads_are_all_counted(store: Store, installed: str) -> None:

@@ -443,17 +443,13 @@ def test_a_hub_cache_can_be_copied_into_the_store(tmp_path: Path, store: Store) 
     assert link.resolve().is_file()
 
 
-@pytest.mark.parametrize("placement", ["hardlink", "move"])
-def test_a_hub_cache_can_be_linked_or_moved_into_the_store(
-    tmp_path: Path, store: Store, placement: str
-) -> None:
+def test_a_hub_cache_can_be_hard_linked_into_the_store(tmp_path: Path, store: Store) -> None:
     hub = tmp_path / "hub"
     link = add_hf_file(hub, "owner/repo", "e" * 40, "model.gguf", SAMPLE)
     blob = link.resolve()
-
     blob_inode = blob.stat().st_ino
 
-    report = store.import_path(hub, placement=placement)
+    report = store.import_path(hub, placement="hardlink")
 
     assert report.skipped == ()
     (model,) = report.imported
@@ -461,10 +457,23 @@ def test_a_hub_cache_can_be_linked_or_moved_into_the_store(
     assert not stored.is_symlink()
     assert stored.stat().st_ino == blob_inode
     assert stored.read_bytes() == SAMPLE.read_bytes()
-    # A move takes the bytes away: both the snapshot's name and the blob go.
-    assert (link.exists(), blob.exists()) == (
-        (False, False) if placement == "move" else (True, True)
-    )
+    assert link.exists()
+    assert blob.exists()
+
+
+def test_moving_out_of_a_hub_cache_is_refused_and_touches_nothing(
+    tmp_path: Path, store: Store
+) -> None:
+    hub = tmp_path / "hub"
+    link = add_hf_file(hub, "owner/repo", "e" * 40, "model.gguf", SAMPLE)
+
+    report = store.import_path(hub, placement="move")
+
+    assert report.imported == ()
+    (skip,) = report.skipped
+    assert "would break its other revisions" in skip.reason
+    assert link.resolve().read_bytes() == SAMPLE.read_bytes()
+    assert store.list_models() == []
 
 
 def test_a_hardlink_import_of_a_symlinked_file_links_the_target_bytes(

@@ -414,7 +414,7 @@ def test_model_pinned_after_planning_is_skipped(store: Store, four_models: dict[
     result = store.execute_plan(plan)
     assert [item.model_id for item in result.evicted] == ["b", "d", "a"]
     assert [model_id for model_id, _why in result.skipped] == ["c"]
-    assert "pinned after the eviction plan" in result.skipped[0][1]
+    assert "pinned or raised in priority after the eviction plan" in result.skipped[0][1]
     assert ids(store) == ["c"]
 
 

@@ -46,6 +46,8 @@ class Registry:
         policy: CachePolicy | None = None,
     ):
         self.store = store if store is not None else Store(home, policy=policy)
+        if store is not None and policy is not None:
+            store.set_policy(policy)
         self._device = device
         self.repository = ModelRepository(self.store)
 
@@ -94,8 +96,9 @@ class Registry:
         taken at install; one result per file (``ok`` False on a mismatch)."""
         from .verify import verify
 
-        model = self.store.get(model_id)
-        return [verify(f.path, f.sha256) for f in model.files if f.sha256 is not None]
+        with self.store.use(model_id):  # installed, and kept from removal while it is read
+            model = self.store.get(model_id)
+            return [verify(f.path, f.sha256) for f in model.files if f.sha256 is not None]
 
     def fsck(self, *, repair: bool = False, deep: bool = False) -> FsckReport:
         return self.store.fsck(repair=repair, deep=deep)

@@ -4,7 +4,6 @@ lifecycle states are shown."""
 from __future__ import annotations
 
 import argparse
-import time
 from typing import TYPE_CHECKING, Any
 
 from ._output import out_console
@@ -25,20 +24,18 @@ def add_store_options(parser: argparse.ArgumentParser, *, json_help: str | None 
         parser.add_argument("--json", action="store_true", help=json_help)
 
 
-def open_store(args: argparse.Namespace, *, auto_cleanup: bool = True) -> Store:
+def open_store(args: argparse.Namespace, *, auto_cleanup: bool = False) -> Store:
+    """The store named by --store. Only commands that add to the store pass
+    ``auto_cleanup``: listing or asking for a path never evicts anything."""
     from ..store import Store
 
     return Store(args.store, auto_cleanup=auto_cleanup)
 
 
 def format_ago(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "never"
-    seconds = max(0.0, time.time() - timestamp)
-    for unit, length in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= length:
-            return f"{seconds / length:.0f} {unit} ago"
-    return f"{seconds:.0f} s ago"
+    from ..store._eviction import format_ago as ago
+
+    return "never" if timestamp is None else ago(timestamp)
 
 
 def say(*objects: Any, markup: bool = False, soft_wrap: bool = True) -> None:

@@ -27,7 +27,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with open_store(args) as store, byte_progress("hashing", enabled=not args.json) as progress:
+    with (
+        open_store(args, auto_cleanup=True) as store,
+        byte_progress("hashing", enabled=not args.json) as progress,
+    ):
         report = store.import_path(
             args.path,
             placement=args.mode,

@@ -9,6 +9,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -51,7 +52,9 @@ class Database:
         self.busy_timeout_s = busy_timeout_s
         self._migrations = tuple(migrations)
         self._local = threading.local()
-        self._all_connections: list[sqlite3.Connection] = []
+        # Weak: a thread's connection closes when the thread ends (its thread-local goes),
+        # so a thread-per-request application does not collect open connections.
+        self._all_holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
         self._all_lock = threading.Lock()
         self.read_only = False
         self._immutable = False
@@ -65,13 +68,15 @@ class Database:
     # -- connections ---------------------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is not None and self._local.pid == os.getpid():
-            return connection
-        connection = self._connect()
-        self._local.connection = connection
+        holder: _Holder | None = getattr(self._local, "holder", None)
+        if holder is not None and self._local.pid == os.getpid():
+            return holder.connection
+        holder = _Holder(self._connect())
+        with self._all_lock:
+            self._all_holders.add(holder)
+        self._local.holder = holder
         self._local.pid = os.getpid()
-        return connection
+        return holder.connection
 
     def _connect(self) -> sqlite3.Connection:
         if self.read_only:
@@ -97,17 +102,14 @@ class Database:
         except BaseException:
             connection.close()
             raise
-        with self._all_lock:
-            self._all_connections.append(connection)
         return connection
 
     def close(self) -> None:
         """Closes every connection this object opened (in any thread)."""
         with self._all_lock:
-            connections, self._all_connections = self._all_connections, []
-        for connection in connections:
-            with contextlib.suppress(sqlite3.Error):
-                connection.close()
+            holders, self._all_holders = list(self._all_holders), weakref.WeakSet()
+        for holder in holders:
+            holder.close()
         self._local = threading.local()
 
     # -- transactions --------------------------------------------------------------------
@@ -246,6 +248,22 @@ class Database:
                 connection.execute("ROLLBACK")
             raise
         self._commit(connection)
+
+
+class _Holder:
+    """One thread's connection; closes it when the thread-local that keeps it goes away."""
+
+    __slots__ = ("__weakref__", "connection")
+
+    def __init__(self, connection: sqlite3.Connection):
+        self.connection = connection
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.connection.close()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def _is_busy(error: sqlite3.Error) -> bool:

@@ -18,6 +18,7 @@ __all__ = [
     "Leftover",
     "SpaceNeed",
     "candidate_order_sql",
+    "format_ago",
     "select_evictions",
     "space_needs",
 ]
@@ -29,6 +30,9 @@ class SpaceNeed:
 
     reason: str
     bytes: int
+    kind: str = "asked"
+    """``size_limit`` (the store is over its maximum size), ``disk_floor`` (free disk is under
+    the minimum) or ``asked`` (a caller wants that much freed)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ class EvictionPlan:
         leftovers = sum(item.size_bytes for item in self.leftovers)
         missing = 0
         for need in self.needs:
-            freed = evicted + (leftovers if need.reason.startswith("free disk") else 0)
+            freed = evicted + (leftovers if need.kind == "disk_floor" else 0)
             missing = max(missing, need.bytes - freed)
         return missing
 
@@ -97,7 +101,10 @@ class EvictionPlan:
         return {
             "policy": self.policy.value,
             "aggressive": self.aggressive,
-            "needs": [{"reason": need.reason, "bytes": need.bytes} for need in self.needs],
+            "needs": [
+                {"kind": need.kind, "reason": need.reason, "bytes": need.bytes}
+                for need in self.needs
+            ],
             "bytes_to_free": self.bytes_to_free,
             "bytes_freed": self.bytes_freed,
             "shortfall_bytes": self.shortfall_bytes,
@@ -141,7 +148,7 @@ def space_needs(
                 f"store size {owned_bytes} bytes{incoming} is over the "
                 f"{policy.max_size_bytes}-byte limit"
             )
-            needs.append(SpaceNeed(reason, excess))
+            needs.append(SpaceNeed(reason, excess, "size_limit"))
     deficit = policy.min_free_bytes + incoming_bytes - disk_free_bytes
     if deficit > 0:
         incoming = f" after {incoming_bytes} bytes more" if incoming_bytes else ""
@@ -149,7 +156,7 @@ def space_needs(
             f"free disk {disk_free_bytes} bytes{incoming} would be under the "
             f"{policy.min_free_bytes}-byte floor"
         )
-        needs.append(SpaceNeed(reason, deficit))
+        needs.append(SpaceNeed(reason, deficit, "disk_floor"))
     return tuple(needs)
 
 
@@ -212,18 +219,19 @@ def _reason(
     use_count: int,
 ) -> str:
     tier = f"{priority.name.lower()} priority"
-    used = f"last used {_ago(last_used_at)}" if last_used_at is not None else "never used"
+    used = f"last used {format_ago(last_used_at)}" if last_used_at is not None else "never used"
     if policy is EvictionPolicy.LRU:
         return f"{tier}; least recently used ({used})"
     if policy is EvictionPolicy.LFU:
         return f"{tier}; least often used ({use_count} uses, {used})"
     if policy is EvictionPolicy.FIFO:
-        installed = _ago(installed_at) if installed_at is not None else "at an unknown time"
+        installed = format_ago(installed_at) if installed_at is not None else "at an unknown time"
         return f"{tier}; installed earliest ({installed})"
     return f"{tier}; largest first ({size} bytes)"
 
 
-def _ago(timestamp: float) -> str:
+def format_ago(timestamp: float) -> str:
+    """``3 d ago``, ``5 h ago``, ``12 min ago``, ``40 s ago``."""
     seconds = max(0.0, time.time() - timestamp)
     for unit, length in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= length:

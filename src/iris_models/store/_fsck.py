@@ -5,17 +5,16 @@ files are present and verified, and no file under the store is unaccounted for."
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidModelIdError, IrisModelsError, StoreCorruptError
-from ._files import dir_size, remove_tree
-from ._lifecycle import LifecycleState
-from ._locks import ModelLock
+from ._files import dir_size, remove_tree, unique_name
+from ._lifecycle import TRANSITIONS, LifecycleState
+from ._locks import PROBE_GRACE_S, ModelLock
 
 if TYPE_CHECKING:
     from ._records import InstalledModel, ModelFile
@@ -27,8 +26,10 @@ _S = LifecycleState
 # States a live download keeps between runs: the download engine resumes them, fsck leaves
 # them alone.
 _RESUMABLE = (_S.QUEUED, _S.DOWNLOADING, _S.PAUSED, _S.DOWNLOADED)
-# Another process's in-use probe holds a lock for microseconds: wait that long, no longer.
-_PROBE_GRACE_S = 0.1
+ORPHANS_DIR = ".orphans"
+# The states an install passes through: a record left in one, with no live process holding
+# its lock, is an install that died.
+_INSTALL_STEPS = (_S.VALIDATING, _S.EXTRACTING, _S.EXTRACTED)
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def _exclusive(store: Store, model_id: str) -> Iterator[bool]:
     """Holds the model's exclusive lock for the block if it is free (yields False if a live
     process holds it: then leave the model alone)."""
     lock = ModelLock(store.root, model_id)
-    acquired = lock.acquire(exclusive=True, wait_s=_PROBE_GRACE_S)
+    acquired = lock.acquire(exclusive=True, wait_s=PROBE_GRACE_S)
     try:
         yield acquired
     finally:
@@ -149,9 +150,11 @@ def _check_model(
         return 0
     if model.state in _RESUMABLE:
         return 0
-    if not model.state.is_installed:
+    if model.state in (_S.CLEANUP, *_INSTALL_STEPS):
         _check_unfinished(store, model.id, issues, repair=repair)
         return 0
+    if not model.state.is_installed:
+        return 0  # DISCOVERED or UNINITIALIZED: a record waiting for its files
     # An installed model's files do not change while it is in use: check without a lock.
     problems = []
     for model_file in model.files:
@@ -163,23 +166,26 @@ def _check_model(
     with contextlib.ExitStack() as stack:
         locked = repair and stack.enter_context(_exclusive(store, model.id))
         current = store.find(model.id)
-        if current is None or current.state is not model.state:
-            return len(model.files)  # removed or changed meanwhile: not a problem of the store
+        if current is None or (current.state, current.installed_at) != (
+            model.state,
+            model.installed_at,
+        ):
+            return len(model.files)  # removed, reinstalled or moved on meanwhile
         broken = [p for p in problems if p[1] != "modified"]
-        for model_file, kind, detail in problems:
+        failed = False
+        if locked and broken:
+            reason = "; ".join(f"{kind}: {model_file.path}" for model_file, kind, _, _ in broken)
+            failed = _mark_failed(store, model.id, current.state, reason)
+        for model_file, kind, detail, hashed_mtime_ns in problems:
             action = None
-            if locked and kind == "modified":
-                _restamp(store, model.id, model_file.rel_path)
+            if locked and kind == "modified" and hashed_mtime_ns is not None:
+                _restamp(store, model.id, model_file.rel_path, hashed_mtime_ns)
                 action = "digest still matches; recorded the new modification time"
-            elif locked:
+            elif locked and failed:
                 action = "marked the model failed (remove it, or install it again)"
-            elif repair:
+            elif repair and not locked:
                 detail += " (in use by a process: not repaired)"
             issues.append(FsckIssue(kind, detail, model.id, str(model_file.path), action))
-        if locked and broken:
-            reason = "; ".join(f"{kind}: {model_file.path}" for model_file, kind, _ in broken)
-            with contextlib.suppress(IrisModelsError):
-                _mark_failed(store, model.id, model.state, reason)
     return len(model.files)
 
 
@@ -191,8 +197,8 @@ def _check_unfinished(
         if not locked:
             return  # a live process is installing or removing it
         model = store.find(model_id)
-        if model is None or model.state.is_installed or model.state in (_S.ERROR, *_RESUMABLE):
-            return
+        if model is None or model.state not in (_S.CLEANUP, *_INSTALL_STEPS):
+            return  # gone, or resting (DISCOVERED: registered, waiting for its files)
         action = None
         if model.state is _S.CLEANUP:
             if repair:
@@ -215,22 +221,20 @@ def _check_file(
     deep: bool,
     model_id: str,
     on_progress: Callable[[str, int, int], None] | None,
-) -> tuple[str, str] | None:
+) -> tuple[str, str, int | None] | None:
+    """(kind, detail, the modification time the file had when it was hashed), or None."""
     from ..verify import file_digest
 
     try:
         stat = model_file.path.stat()
     except FileNotFoundError:
-        return "missing_file", "the file is missing"
+        return "missing_file", "the file is missing", None
     except OSError as error:
-        return "missing_file", f"the file cannot be read: {error.strerror}"
+        return "missing_file", f"the file cannot be read: {error.strerror}", None
     if stat.st_size != model_file.size_bytes:
-        return (
-            "size_mismatch",
-            f"{stat.st_size} bytes on disk, {model_file.size_bytes} recorded",
-        )
-    recorded_mtime = model_file.mtime_ns
-    if not deep and recorded_mtime == stat.st_mtime_ns:
+        detail = f"{stat.st_size} bytes on disk, {model_file.size_bytes} recorded"
+        return "size_mismatch", detail, None
+    if not deep and model_file.mtime_ns == stat.st_mtime_ns:
         return None
 
     def report(done: int, total: int) -> None:
@@ -238,13 +242,17 @@ def _check_file(
             on_progress(model_id, done, total)
 
     try:
+        # Raises FileChangedError if the file changes while it is read: then the digest
+        # below belongs to the modification time taken above.
         digest = str(file_digest(model_file.path, "sha256", on_progress=report))
     except (OSError, IrisModelsError) as error:
-        return "missing_file", f"the file cannot be read: {error}"
+        return "missing_file", f"the file cannot be read: {error}", None
     if digest != model_file.sha256:
-        return "digest_mismatch", f"sha256 is now {digest}, {model_file.sha256} recorded"
-    if recorded_mtime != stat.st_mtime_ns:
-        return "modified", "modification time changed; contents verified unchanged"
+        detail = f"sha256 is now {digest}, {model_file.sha256} recorded"
+        return "digest_mismatch", detail, None
+    if model_file.mtime_ns != stat.st_mtime_ns:
+        detail = "modification time changed; contents verified unchanged"
+        return "modified", detail, stat.st_mtime_ns
     return None
 
 
@@ -266,7 +274,12 @@ def _check_disk(store: Store, issues: list[FsckIssue], *, repair: bool) -> None:
                 issues.append(
                     FsckIssue("leftover", f"{reason} ({size} bytes)", None, str(entry), action)
                 )
-    adoptions: list[tuple[int, Path]] = []
+    # Folders set aside for adoption by an fsck that died before it finished.
+    for entry in _entries(store.root / ORPHANS_DIR):
+        model_id = entry.name.rsplit(".", 1)[0]
+        with _exclusive(store, model_id) as locked:
+            if locked and entry.exists():
+                _orphan(store, entry, model_id, issues, repair=repair)
     for folder in _entries(store.models_dir):
         with _exclusive(store, folder.name) as locked:
             if not locked or not folder.exists():
@@ -276,16 +289,9 @@ def _check_disk(store: Store, issues: list[FsckIssue], *, repair: bool) -> None:
             except InvalidModelIdError:
                 model = None
             if model is None:
-                holding = _orphan(store, folder, issues, repair=repair)
-                if holding is not None:
-                    adoptions.append((len(issues) - 1, holding))
+                _orphan(store, folder, folder.name, issues, repair=repair)
             elif model.state not in _RESUMABLE:
                 _stray_files(model, folder, issues, repair=repair)
-    # Adopted once the folder's lock is released: install takes the lock itself.
-    for index, holding in adoptions:
-        issues[index] = replace(
-            issues[index], action=_adopt(store, issues[index].model_id, holding)
-        )
 
 
 def _entries(folder: Path) -> list[Path]:
@@ -310,69 +316,96 @@ def _stray_files(
         issues.append(FsckIssue("stray_file", detail, model.id, str(path), action))
 
 
-def _orphan(store: Store, folder: Path, issues: list[FsckIssue], *, repair: bool) -> Path | None:
+def _orphan(
+    store: Store, folder: Path, model_id: str, issues: list[FsckIssue], *, repair: bool
+) -> None:
     """A model folder with no database record: what a crash between moving files into
-    place and committing leaves, or what a lost database leaves. Repair moves it aside to be
-    adopted (its GGUF files parsed and hashed again, the rest deleted) and returns where it
-    went. The caller holds the folder's lock."""
+    place and committing leaves, or what a lost database leaves. Repair adopts its GGUF
+    files again (parsed and hashed, as an install does). The folder is set aside in
+    ``.orphans/`` meanwhile, which cleanup never deletes, and comes back if adoption fails.
+    The caller holds the model's lock."""
     ggufs = sorted(p.name for p in folder.rglob("*.gguf"))
     detail = f"a model folder with no record ({len(ggufs)} GGUF files)"
-    issues.append(FsckIssue("orphan_folder", detail, folder.name, str(folder)))
     if not repair:
-        return None
-    holding = store.root / ".staging" / f"{folder.name}.adopt{os.getpid()}"
-    holding.parent.mkdir(exist_ok=True)
-    folder.rename(holding)
-    return holding
+        issues.append(FsckIssue("orphan_folder", detail, model_id, str(folder)))
+        return
+    holding = folder
+    if folder.parent != store.root / ORPHANS_DIR:
+        holding = store.root / ORPHANS_DIR / unique_name(model_id)
+        holding.parent.mkdir(exist_ok=True)
+        folder.rename(holding)
+    adopted, errors = _adopt(store, model_id, holding)
+    if not errors:
+        remove_tree(holding)  # what is left is not GGUF: nothing of the model's
+        action = (
+            f"adopted as {', '.join(adopted)} (parsed and hashed again)"
+            if adopted
+            else "deleted (no GGUF file in it)"
+        )
+        issues.append(FsckIssue("orphan_folder", detail, model_id, str(folder), action))
+        return
+    home = store.models_dir / model_id.lower()
+    if holding != home and not home.exists():
+        store.models_dir.mkdir(exist_ok=True)
+        holding.rename(home)
+    detail += f"; could not adopt it: {'; '.join(errors)}"
+    issues.append(FsckIssue("orphan_folder", detail, model_id, str(home)))
 
 
-def _adopt(store: Store, model_id: str | None, holding: Path) -> str:
+def _adopt(store: Store, model_id: str, holding: Path) -> tuple[list[str], list[str]]:
+    """Installs the models found in ``holding`` (the first under ``model_id``, whose lock the
+    caller holds). Returns the ids adopted and the errors of those that were not."""
     from ._import import discover
+    from ._install import install_model
+    from ._policy import Priority
     from ._store import Placement
 
-    adopted = []
-    try:
-        candidates, _skipped = discover(holding)
-        for index, candidate in enumerate(candidates):
-            chosen = model_id if index == 0 and model_id else candidate.model_id
-            try:
-                store.install(chosen, candidate.files, placement=Placement.MOVE,
-                              name=candidate.name, metadata={"adopted_by": "fsck"})  # fmt: skip
-                adopted.append(chosen)
-            except (IrisModelsError, OSError):
-                continue
-    finally:
-        remove_tree(holding)
-    if adopted:
-        return f"adopted as {', '.join(adopted)} (parsed and hashed again); other files deleted"
-    return "deleted (no usable GGUF file in it)"
+    adopted: list[str] = []
+    errors: list[str] = []
+    candidates, _skipped = discover(holding)
+    for index, candidate in enumerate(candidates):
+        chosen = model_id if index == 0 else candidate.model_id
+        try:
+            install_model(
+                store, chosen, candidate.files, placement=Placement.MOVE, name=candidate.name,
+                category="llm", source=None, priority=Priority.NORMAL, pinned=False,
+                metadata={"adopted_by": "fsck"}, on_progress=None, lock_held=index == 0,
+                adopting=True,
+            )  # fmt: skip
+            adopted.append(chosen)
+        except (IrisModelsError, OSError) as error:
+            errors.append(f"{candidate.source}: {error}")
+    return adopted, errors
 
 
 def _forget(store: Store, model_id: str, reason: str) -> None:
+    from ._store import _log
+
     with store.db.write() as sql:
         sql.execute("DELETE FROM models WHERE id = ?", (model_id,))
+        _log(sql, model_id, "repaired", detail=reason)
+
+
+def _restamp(store: Store, model_id: str, rel_path: str, mtime_ns: int) -> None:
+    with store.db.write() as sql:
         sql.execute(
-            "INSERT INTO events (at, model_id, kind, detail) VALUES (?, ?, 'repaired', ?)",
-            (time.time(), model_id, reason),
+            "UPDATE files SET mtime_ns = ? WHERE model_id = ? AND rel_path = ?",
+            (mtime_ns, model_id, rel_path),
         )
 
 
-def _restamp(store: Store, model_id: str, rel_path: str) -> None:
-    model = store.get(model_id)
-    for model_file in model.files:
-        if model_file.rel_path == rel_path:
-            mtime = model_file.path.stat().st_mtime_ns
-            with store.db.write() as sql:
-                sql.execute(
-                    "UPDATE files SET mtime_ns = ? WHERE model_id = ? AND rel_path = ?",
-                    (mtime, model.id, rel_path),
-                )
-
-
-def _mark_failed(store: Store, model_id: str, state: LifecycleState, reason: str) -> None:
-    if state is not _S.VALIDATING:
-        store.transition(model_id, _S.VALIDATING, reason="fsck found a problem")
-    store.transition(model_id, _S.ERROR, reason=reason)
+def _mark_failed(store: Store, model_id: str, state: LifecycleState, reason: str) -> bool:
+    """Moves an installed model to ERROR (through VALIDATING where the table asks for it).
+    Returns False if the table allows neither from where the model is."""
+    try:
+        if _S.ERROR not in TRANSITIONS[state]:
+            if _S.VALIDATING not in TRANSITIONS[state]:
+                return False
+            store.transition(model_id, _S.VALIDATING, reason="fsck found a problem")
+        store.transition(model_id, _S.ERROR, reason=reason)
+    except IrisModelsError:
+        return False
+    return True
 
 
 def rebuild_database(root: Path) -> Path:

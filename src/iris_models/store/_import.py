@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidModelIdError, IrisModelsError
+from ..errors import ImportModelError, InvalidModelIdError, IrisModelsError
 from ._ids import derive_model_id
 
 if TYPE_CHECKING:
@@ -75,11 +75,23 @@ def import_models(
                 f"{path} holds {len(candidates)} models; an explicit id needs exactly one "
                 "(import them without --id, or point at one file)"
             )
-            raise IrisModelsError(message)
+            raise ImportModelError(message)
         candidates = [_with_id(candidates[0], model_id)]
+    from ._store import Placement
+
     known_sources = {model.source for model in store.list_models() if model.source}
+    store_root = store.root.resolve()
     imported = []
     for candidate in candidates:
+        if any(spec.path.resolve().is_relative_to(store_root) for spec in candidate.files):
+            continue  # the store's own files, met when importing a folder that holds the store
+        if placement is Placement.MOVE and candidate.origin in ("huggingface", "ollama"):
+            reason = (
+                f"moving out of the {candidate.origin} cache would break its other revisions "
+                "or tags that share the file; use --mode hardlink, copy or reference"
+            )
+            skipped.append(ImportSkip(candidate.source, reason))
+            continue
         if candidate.source in known_sources:
             skipped.append(ImportSkip(candidate.source, "already imported"))
             continue

@@ -26,7 +26,7 @@ from ..errors import (
 )
 from ._files import fsync_dir, fsync_file, link_or_copy, remove_tree, unique_name
 from ._lifecycle import LifecycleState, StateChange
-from ._locks import ModelLock
+from ._locks import PROBE_GRACE_S, ModelLock
 from ._policy import Priority
 
 if TYPE_CHECKING:
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["install_model"]
 
 _S = LifecycleState
-_PROBE_GRACE_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -62,17 +61,21 @@ def install_model(
     pinned: bool,
     metadata: dict[str, Any],
     on_progress: Callable[[int, int], None] | None,
+    lock_held: bool = False,
+    adopting: bool = False,
 ) -> InstalledModel:
+    """See Store.install. ``lock_held``: the caller holds the model's exclusive lock;
+    ``adopting``: the files are inside the store already (fsck adopting a folder it set
+    aside), which an install otherwise refuses."""
     from ._store import Placement
 
-    files = _check_specs(model_id, specs)
+    files = _check_specs(store.root, model_id, specs, adopting=adopting)
     lock = ModelLock(store.root, model_id)
-    # A short wait: another process's in-use probe holds the lock for microseconds.
-    if not lock.acquire(exclusive=True, wait_s=_PROBE_GRACE_S):
+    if not lock_held and not lock.acquire(exclusive=True, wait_s=PROBE_GRACE_S):
         message = f"model {model_id!r} is being installed, used or removed by another process"
         raise ModelInUseError(message, model_id=model_id)
     try:
-        _clear_abandoned(store, model_id)
+        continuing = _prepare_record(store, model_id)
         sizes = [spec.path.stat().st_size for spec in files]
         owned_growth = 0 if placement in (Placement.REFERENCE, Placement.HARDLINK) else sum(sizes)
         store.ensure_space(
@@ -80,12 +83,13 @@ def install_model(
             incoming_owned_bytes=owned_growth,
             model_id=model_id,
         )
-        _start(store, model_id, name, category, source, priority, pinned, metadata, placement)
+        record = _Record(name, category, source, priority, pinned, metadata, placement)
+        _start(store, model_id, record, continuing=continuing)
         staging = store.root / ".staging" / unique_name(model_id)
         moved_into_place = False
         try:
             checked = _place_and_check(model_id, files, sizes, placement, staging, on_progress)
-            summary = _summarize(files, checked, staging, placement)
+            summary = _summarize(model_id, files, checked, staging, placement)
             if placement is not Placement.REFERENCE:
                 final = store.models_dir / model_id.lower()
                 store.models_dir.mkdir(exist_ok=True)
@@ -94,13 +98,15 @@ def install_model(
                 staging.rename(final)
                 moved_into_place = True
                 fsync_dir(store.models_dir)
-            _finish(store, model_id, checked, summary)
+            changes = _finish(store, model_id, checked, summary)
         except BaseException as error:
+            # Only reached before READY was committed: nothing here undoes a finished model.
             remove_tree(staging)
             if moved_into_place:
                 remove_tree(store.models_dir / model_id.lower())
-            _fail(store, model_id, error)
+            _fail(store, model_id, error, keep_record=continuing)
             raise
+        store._notify(changes)
         if placement is Placement.MOVE:
             for spec in files:  # a symlink and the file it names: both names go
                 for linked in {spec.path.resolve(), spec.path}:
@@ -111,8 +117,12 @@ def install_model(
     return store.get(model_id)
 
 
-def _check_specs(model_id: str, specs: Sequence[FileSpec]) -> list[FileSpec]:
+def _check_specs(
+    root: Path, model_id: str, specs: Sequence[FileSpec], *, adopting: bool = False
+) -> list[FileSpec]:
     from ._store import FILE_ROLES, FileSpec
+
+    store_root = root.resolve()
 
     if not specs:
         message = f"model {model_id!r}: no files given to install"
@@ -142,6 +152,12 @@ def _check_specs(model_id: str, specs: Sequence[FileSpec]) -> list[FileSpec]:
             what = "is not a regular file" if path.exists() else "does not exist"
             message = f"{path} {what}; nothing was installed"
             raise ImportModelError(message, model_id=model_id)
+        if not adopting and path.resolve().is_relative_to(store_root):
+            message = (
+                f"{path} is inside the store ({root}); a model's own files cannot be installed "
+                "again (copy it out first)"
+            )
+            raise ImportModelError(message, model_id=model_id)
         expected = _normalized_sha256(spec.sha256, model_id) if spec.sha256 else None
         checked.append(FileSpec(path, rel_path, spec.role, expected))
     return checked
@@ -157,25 +173,33 @@ def _normalized_sha256(text: str, model_id: str) -> str:
     return str(digest)
 
 
-def _clear_abandoned(store: Store, model_id: str) -> None:
-    """With the model's lock held, a row that is not installed belongs to a dead process:
-    take it over. An installed one means the id is taken."""
+def _prepare_record(store: Store, model_id: str) -> bool:
+    """With the model's lock held: decides what to do with an existing record. Returns True
+    to continue a registered (DISCOVERED) or failed one, keeping its name, source, priority
+    and metadata; a record an install left half-way (its process died) is discarded; an
+    installed one means the id is taken."""
     existing = store.find(model_id)
     if existing is None:
-        return
+        return False
     if existing.state.is_installed:
         message = (
             f"model {existing.id!r} is already installed; remove it first "
             f"(`iris-models rm {existing.id}`) or install under another id"
         )
         raise ModelExistsError(message, model_id=model_id)
+    if existing.state is _S.ERROR:
+        store.transition(existing.id, _S.DISCOVERED, reason="install again")
+        return True
+    if existing.state is _S.DISCOVERED:
+        return True
     store._remove(
         model_id,
         kind="discarded",
-        reason="abandoned before it was READY",
+        reason=f"abandoned at {existing.state.value}, before it was READY",
         wait_s=0,
         lock_held=True,
     )
+    return False
 
 
 def _bytes_written(
@@ -195,36 +219,54 @@ def _bytes_written(
     )
 
 
-def _start(
-    store: Store,
-    model_id: str,
-    name: str | None,
-    category: str,
-    source: str | None,
-    priority: Priority,
-    pinned: bool,
-    metadata: dict[str, Any],
-    placement: Placement,
-) -> None:
+@dataclass(frozen=True)
+class _Record:
+    name: str | None
+    category: str
+    source: str | None
+    priority: Priority
+    pinned: bool
+    metadata: dict[str, Any]
+    placement: Placement
+
+
+def _start(store: Store, model_id: str, record: _Record, *, continuing: bool) -> None:
     from ._store import Placement
 
     storage = {Placement.REFERENCE: "reference", Placement.HARDLINK: "hardlink"}.get(
-        placement, "managed"
+        record.placement, "managed"
     )
     now = time.time()
     changes: list[StateChange] = []
     with store.db.write() as sql:
-        sql.execute(
-            "INSERT INTO models (id, name, category, state, storage, source, priority, pinned, "
-            "created_at, updated_at, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (model_id, name or model_id, category, _S.UNINITIALIZED.value, storage, source,
-             int(priority), int(pinned), now, now, json.dumps(metadata)),
-        )  # fmt: skip
+        if continuing:
+            # A registered record keeps what it was given; the install adds what it knows.
+            previous = json.loads(
+                sql.execute("SELECT metadata FROM models WHERE id = ?", (model_id,)).fetchone()[0]
+            )
+            sql.execute(
+                "UPDATE models SET storage = ?, name = coalesce(?, name), "
+                "source = coalesce(?, source), pinned = max(pinned, ?), metadata = ?, "
+                "updated_at = ? WHERE id = ?",
+                (storage, record.name, record.source, int(record.pinned),
+                 json.dumps({**previous, **record.metadata}), now, model_id),
+            )  # fmt: skip
+        else:
+            sql.execute(
+                "INSERT INTO models (id, name, category, state, storage, source, priority, "
+                "pinned, created_at, updated_at, metadata) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (model_id, record.name or model_id, record.category, _S.UNINITIALIZED.value,
+                 storage, record.source, int(record.priority), int(record.pinned), now, now,
+                 json.dumps(record.metadata)),
+            )  # fmt: skip
+            changes.append(
+                store._record_transition(sql, model_id, _S.UNINITIALIZED, _S.DISCOVERED, None)
+            )
         changes.append(
-            store._record_transition(sql, model_id, _S.UNINITIALIZED, _S.DISCOVERED, None)
-        )
-        changes.append(
-            store._record_transition(sql, model_id, _S.DISCOVERED, _S.VALIDATING, placement.value)
+            store._record_transition(
+                sql, model_id, _S.DISCOVERED, _S.VALIDATING, record.placement.value
+            )
         )
     store._notify(changes)
 
@@ -323,7 +365,11 @@ def _place(source: Path, target: Path, placement: Placement, model_id: str) -> N
 
 
 def _summarize(
-    files: Sequence[FileSpec], checked: Sequence[_Checked], staging: Path, placement: Placement
+    model_id: str,
+    files: Sequence[FileSpec],
+    checked: Sequence[_Checked],
+    staging: Path,
+    placement: Placement,
 ) -> dict[str, Any]:
     """Architecture, quantization, parameters and context from the GGUF header of the model
     file (all shards of a split model are opened and checked against each other)."""
@@ -344,7 +390,7 @@ def _summarize(
                     summary = model.summary()
             except GGUFError as error:
                 message = f"{spec.path} is not a usable GGUF file: {error}"
-                raise ImportModelError(message) from error
+                raise ImportModelError(message, model_id=model_id) from error
             return {
                 "architecture": summary.architecture,
                 "quantization": summary.quantization or summary.dominant_type,
@@ -356,7 +402,8 @@ def _summarize(
 
 def _finish(
     store: Store, model_id: str, checked: Sequence[_Checked], summary: dict[str, Any]
-) -> None:
+) -> list[StateChange]:
+    """Records the files and commits READY; the caller tells observers once it is safe."""
     now = time.time()
     changes: list[StateChange] = []
     with store.db.write() as sql:
@@ -386,25 +433,34 @@ def _finish(
             store._record_transition(sql, model_id, _S.VALIDATING, _S.VALIDATED, "sha256 checked")
         )
         changes.append(store._record_transition(sql, model_id, _S.VALIDATED, _S.READY, None))
-    store._notify(changes)
+    return changes
 
 
-def _fail(store: Store, model_id: str, error: BaseException) -> None:
-    """Records the failure (observers see VALIDATING -> ERROR), then removes the row so the
-    store is as it was before."""
+def _fail(store: Store, model_id: str, error: BaseException, *, keep_record: bool) -> None:
+    """Records the failure (observers see VALIDATING -> ERROR). A registered record goes back
+    to DISCOVERED to be tried again; a new one is removed, so the store is as it was."""
+    from ._store import _log
+
     reason = f"{type(error).__name__}: {error}"[:500]
+    changes = []
     try:
-        changes = []
         with store.db.write() as sql:
+            row = sql.execute("SELECT state FROM models WHERE id = ?", (model_id,)).fetchone()
+            if row is None or row[0] != _S.VALIDATING.value:
+                return  # not this install's record any more: leave it alone
             changes.append(store._record_transition(sql, model_id, _S.VALIDATING, _S.ERROR, reason))
-            changes.append(store._record_transition(sql, model_id, _S.ERROR, _S.CLEANUP, reason))
-            sql.execute("DELETE FROM models WHERE id = ?", (model_id,))
-            sql.execute(
-                "INSERT INTO events (at, model_id, kind, from_state, to_state, detail) "
-                "VALUES (?, ?, 'state', 'cleanup', 'uninitialized', ?)",
-                (time.time(), model_id, "install failed"),
-            )
-        changes.append(StateChange(model_id, _S.CLEANUP, _S.UNINITIALIZED, time.time()))
-        store._notify(changes)
+            if keep_record:
+                changes.append(
+                    store._record_transition(sql, model_id, _S.ERROR, _S.DISCOVERED, "retry")
+                )
+            else:
+                changes.append(
+                    store._record_transition(sql, model_id, _S.ERROR, _S.CLEANUP, reason)
+                )
+                sql.execute("DELETE FROM models WHERE id = ?", (model_id,))
+                _log(sql, model_id, "state", from_state=_S.CLEANUP, to_state=_S.UNINITIALIZED,
+                     detail="install failed")  # fmt: skip
+                changes.append(StateChange(model_id, _S.CLEANUP, _S.UNINITIALIZED, time.time()))
     except Exception:  # noqa: BLE001 - the original error matters more; fsck clears the row
         return
+    store._notify(changes)

@@ -72,7 +72,9 @@ _INSTALLED = frozenset(
 # The reference SDK's table (shared/reference/probe-recommend-lifecycle.md, 1.1) with what a
 # store adds: QUEUED and PAUSED around a download; CLEANUP from any resting state, since a
 # queued, paused or broken model can be removed; VALIDATED -> READY for a model that no
-# engine loads; READY -> VALIDATING to verify an installed model again.
+# engine loads; READY -> VALIDATING to verify an installed model again; READY ->
+# INITIALIZING for an engine that loads an installed model; INITIALIZED -> ERROR, so that
+# no state is a dead end.
 TRANSITIONS: Mapping[LifecycleState, frozenset[LifecycleState]] = {
     _S.UNINITIALIZED: frozenset({_S.DISCOVERED}),
     _S.DISCOVERED: frozenset({_S.QUEUED, _S.DOWNLOADING, _S.VALIDATING, _S.VALIDATED, _S.CLEANUP}),
@@ -85,10 +87,10 @@ TRANSITIONS: Mapping[LifecycleState, frozenset[LifecycleState]] = {
     _S.VALIDATING: frozenset({_S.VALIDATED, _S.ERROR}),
     _S.VALIDATED: frozenset({_S.INITIALIZING, _S.READY, _S.CLEANUP}),
     _S.INITIALIZING: frozenset({_S.INITIALIZED, _S.ERROR}),
-    _S.INITIALIZED: frozenset({_S.LOADING}),
+    _S.INITIALIZED: frozenset({_S.LOADING, _S.ERROR}),
     _S.LOADING: frozenset({_S.LOADED, _S.ERROR}),
     _S.LOADED: frozenset({_S.READY, _S.ERROR}),
-    _S.READY: frozenset({_S.EXECUTING, _S.VALIDATING, _S.CLEANUP}),
+    _S.READY: frozenset({_S.EXECUTING, _S.VALIDATING, _S.INITIALIZING, _S.CLEANUP}),
     _S.EXECUTING: frozenset({_S.READY, _S.ERROR}),
     _S.ERROR: frozenset({_S.DISCOVERED, _S.CLEANUP}),
     _S.CLEANUP: frozenset({_S.UNINITIALIZED}),

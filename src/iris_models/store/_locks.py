@@ -16,9 +16,12 @@ from ..errors import StoreReadOnlyError
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["LOCKS_DIR", "ModelLock", "locked_model_ids"]
+__all__ = ["LOCKS_DIR", "PROBE_GRACE_S", "ModelLock", "locked_model_ids"]
 
 LOCKS_DIR = ".locks"
+# How long an exclusive lock is worth waiting for when the caller would otherwise give up:
+# another process's in-use probe (is_held_elsewhere) holds it for microseconds.
+PROBE_GRACE_S = 0.1
 _SUFFIX = ".lock"
 
 

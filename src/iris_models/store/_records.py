@@ -92,7 +92,7 @@ class InstalledModel:
     updated_at: float
     last_used_at: float | None
     use_count: int
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict, hash=False)
     files: tuple[ModelFile, ...] = ()
 
     @property
@@ -163,6 +163,8 @@ class StoreEvent:
 
 @dataclass(frozen=True)
 class ModelStats:
+    """One model's line in StoreStats."""
+
     id: str
     category: str
     state: str

@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ._ids import validate_model_id
+from ._store import _log
 
 if TYPE_CHECKING:
     from ._records import InstalledModel
@@ -69,4 +70,5 @@ class ModelRepository:
                     model.id,
                 ),
             )
+            _log(sql, model.id, "saved", detail="description saved through the repository")
         return self._store.get(model.id)

@@ -23,11 +23,12 @@ import psutil
 from .._paths import store_root
 from ..errors import (
     InsufficientSpaceError,
+    LifecycleError,
     ModelExistsError,
     ModelInUseError,
     ModelNotFoundError,
     ModelNotReadyError,
-    StoreError,
+    StorePolicyError,
     StoreReadOnlyError,
 )
 from ._database import Database
@@ -47,8 +48,14 @@ from ._files import (
     unique_name,
 )
 from ._ids import validate_model_id
-from ._lifecycle import LifecycleObserver, LifecycleState, StateChange, check_transition
-from ._locks import ModelLock, locked_model_ids
+from ._lifecycle import (
+    TRANSITIONS,
+    LifecycleObserver,
+    LifecycleState,
+    StateChange,
+    check_transition,
+)
+from ._locks import PROBE_GRACE_S, ModelLock, locked_model_ids
 from ._policy import CachePolicy, Priority
 from ._records import (
     InstalledModel,
@@ -105,6 +112,7 @@ class Placement(str, Enum):
     """Hard link (or copy across file systems) into the store; the original is deleted once
     the model is READY, so a failure leaves it where it was."""
     COPY = "copy"
+    """An independent copy; the original stays."""
     HARDLINK = "hardlink"
     """A second name for the same bytes: no copy, the original stays (same file system)."""
     REFERENCE = "reference"
@@ -187,10 +195,14 @@ class Store:
         self.db = Database(self.root / DATABASE_NAME, busy_timeout_s=busy_timeout_s)
         self._observers: list[LifecycleObserver] = []
         self._observers_lock = threading.Lock()
-        if policy is not None:
-            self.set_policy(policy)
-        if auto_cleanup and not self.db.read_only:
-            self.maybe_cleanup()
+        try:
+            if policy is not None:
+                self.set_policy(policy)
+            if auto_cleanup and not self.db.read_only:
+                self.maybe_cleanup()
+        except BaseException:
+            self.db.close()
+            raise
 
     # -- places --------------------------------------------------------------------------
 
@@ -279,7 +291,7 @@ class Store:
             params.append(category)
         if state is not None:
             clauses.append("state = ?")
-            params.append(LifecycleState(state).value)
+            params.append(_parse_state(state).value)
         if installed_only:
             clauses.append(f"state IN ({', '.join('?' * len(_INSTALLED_STATES))})")
             params.extend(_INSTALLED_STATES)
@@ -373,9 +385,25 @@ class Store:
     ) -> StateChange:
         """Moves a model to another state, if the transition table allows it (LifecycleError
         otherwise); the change is logged and observers are told."""
-        target = LifecycleState(to_state)
+        target = _parse_state(to_state)
+        if target in (_S.CLEANUP, _S.UNINITIALIZED):
+            message = f"use remove({model_id!r}) to remove a model: it takes the model's lock"
+            raise LifecycleError(message, model_id=model_id, from_state="?", to_state=target.value)
         with self.db.write() as sql:
             current = self._state(sql, model_id)
+            check_transition(model_id, current, target)  # the table's answer comes first
+            if target.is_installed and not current.is_installed:
+                files = sql.execute(
+                    "SELECT count(*) FROM files WHERE model_id = ?", (model_id,)
+                ).fetchone()[0]
+                if not files:
+                    message = (
+                        f"model {model_id!r} has no verified files, so it cannot become "
+                        f"{target.value}; install() puts files in and verifies them"
+                    )
+                    raise LifecycleError(
+                        message, model_id=model_id, from_state=current.value, to_state=target.value
+                    )
             change = self._record_transition(sql, model_id, current, target, reason)
         self._notify([change])
         return change
@@ -432,10 +460,19 @@ class Store:
     ) -> StateChange:
         check_transition(model_id, from_state, to_state)
         now = time.time()
-        sql.execute(
-            "UPDATE models SET state = ?, state_reason = ?, updated_at = ? WHERE id = ?",
-            (to_state.value, reason, now, model_id),
+        cursor = sql.execute(
+            "UPDATE models SET state = ?, state_reason = ?, updated_at = ? "
+            "WHERE id = ? AND state = ?",
+            (to_state.value, reason, now, model_id, from_state.value),
         )
+        if cursor.rowcount != 1:  # the caller's idea of the state is out of date
+            message = (
+                f"model {model_id!r} is no longer {from_state.value} (another process changed "
+                "it); nothing was changed"
+            )
+            raise LifecycleError(
+                message, model_id=model_id, from_state=from_state.value, to_state=to_state.value
+            )
         _log(sql, model_id, "state", from_state=from_state, to_state=to_state, detail=reason)
         return StateChange(model_id, from_state, to_state, now, reason)
 
@@ -598,14 +635,23 @@ class Store:
             raise ModelInUseError(message, model_id=model_id)
         try:
             model = self.get(model_id)
-            if expect_pinned is False and model.pinned:
-                message = f"model {model_id!r} was pinned after the eviction plan was made"
-                raise ModelInUseError(message, model_id=model_id)
             changes: list[StateChange] = []
             with self.db.write() as sql:
+                if expect_pinned is False:
+                    # Checked in the transaction that starts the removal: a pin (or a raise
+                    # to critical) committed since the plan was made always wins.
+                    pinned, priority = sql.execute(
+                        "SELECT pinned, priority FROM models WHERE id = ?", (model.id,)
+                    ).fetchone()
+                    if pinned or priority > model.priority:
+                        message = (
+                            f"model {model_id!r} was pinned or raised in priority after the "
+                            "eviction plan was made"
+                        )
+                        raise ModelInUseError(message, model_id=model_id)
                 state = self._state(sql, model.id)
                 if state is not _S.CLEANUP:
-                    if _S.CLEANUP not in _transitions_from(state):
+                    if _S.CLEANUP not in TRANSITIONS[state]:
                         changes.append(
                             self._record_transition(sql, model.id, state, _S.ERROR, kind)
                         )
@@ -680,13 +726,13 @@ class Store:
                 )
             )
             if free_bytes > 0:
-                needs.append(SpaceNeed(f"asked to free {free_bytes} bytes", free_bytes))
+                needs.append(SpaceNeed(f"asked to free {free_bytes} bytes", free_bytes, "asked"))
             evictions: list[Eviction] = []
             protected: dict[str, int] = {}
             if needs:
                 leftover_bytes = sum(item.size_bytes for item in leftovers)
                 to_free = max(
-                    need.bytes - (leftover_bytes if need.reason.startswith("free disk") else 0)
+                    need.bytes - (leftover_bytes if need.kind == "disk_floor" else 0)
                     for need in needs
                 )
                 if to_free > 0:
@@ -714,11 +760,9 @@ class Store:
 
     @staticmethod
     def _owned_bytes(sql: sqlite3.Connection) -> int:
-        placeholders = ", ".join("?" * len(_INSTALLED_STATES))
+        """Bytes of the store's own files, in every state (as stats() counts them)."""
         row = sql.execute(
-            "SELECT coalesce(sum(size_bytes), 0) FROM models "
-            f"WHERE storage = 'managed' AND state IN ({placeholders})",
-            _INSTALLED_STATES,
+            "SELECT coalesce(sum(size_bytes), 0) FROM models WHERE storage = 'managed'"
         ).fetchone()
         return int(row[0])
 
@@ -742,7 +786,7 @@ class Store:
         for leftover in plan.leftovers:
             # Named "<model id>.<token>": under that model's lock, nobody is still using it.
             lock = ModelLock(self.root, leftover.path.name.rsplit(".", 1)[0])
-            if not lock.acquire(exclusive=True, wait_s=0.05):
+            if not lock.acquire(exclusive=True, wait_s=PROBE_GRACE_S):
                 continue
             try:
                 if leftover.path.exists():
@@ -756,12 +800,11 @@ class Store:
             try:
                 # A short wait: another process's in-use probe holds a lock for microseconds.
                 freed = self._remove(
-                    item.model_id, kind="evicted", reason=item.reason, wait_s=0.05,
+                    item.model_id, kind="evicted", reason=item.reason, wait_s=PROBE_GRACE_S,
                     expect_pinned=False,
                 )  # fmt: skip
-            except (ModelInUseError, ModelNotFoundError, StoreError) as error:
-                if isinstance(error, StoreReadOnlyError):
-                    raise
+            except (ModelInUseError, ModelNotFoundError, LifecycleError) as error:
+                # Came into use, was pinned, removed or moved on since the plan: skip it.
                 skipped.append((item.model_id, str(error)))
                 continue
             evicted.append(replace(item, size_bytes=freed))
@@ -816,10 +859,15 @@ class Store:
             return EvictionResult((), (), ())
         if not plan.satisfied:
             free = psutil.disk_usage(str(self.root)).free
+            available = free
+            if all(need.kind == "size_limit" for need in plan.needs):
+                # Refused by the size limit alone: what is left under it is what is available.
+                with self.db.read() as sql:
+                    owned = self._owned_bytes(sql)
+                available = max(0, (policy.max_size_bytes or 0) - owned)
             protected = ", ".join(f"{count} {why}" for why, count in plan.protected.items())
             message = (
-                f"not enough space for {incoming_bytes} more bytes"
-                f"{f' for {model_id!r}' if model_id else ''}: "
+                f"not enough space{f' for {model_id!r}' if model_id else ''}: "
                 f"{'; '.join(need.reason for need in plan.needs)}; eviction could free "
                 f"{plan.bytes_freed} bytes of the {plan.bytes_to_free} needed"
                 f"{f' (models passed over: {protected})' if protected else ''}. Free disk "
@@ -829,7 +877,7 @@ class Store:
                 message,
                 model_id=model_id,
                 bytes_needed=plan.bytes_to_free,
-                bytes_available=free,
+                bytes_available=available,
             )
         return self.execute_plan(plan)
 
@@ -968,12 +1016,6 @@ class GcOutcome:
         }
 
 
-def _transitions_from(state: LifecycleState) -> frozenset[LifecycleState]:
-    from ._lifecycle import TRANSITIONS
-
-    return TRANSITIONS[state]
-
-
 def _log(
     sql: sqlite3.Connection,
     model_id: str | None,
@@ -1000,6 +1042,8 @@ def _log(
 
 
 def _primary_path(folder: Path, files: Sequence[Sequence[Any]]) -> Path:
+    """InstalledModel.path's choice, from bare file rows: use() stays under its 2 ms budget
+    by not building the whole model."""
     for wanted in ("model", "shard"):
         for rel_path, role, external in files:
             if role == wanted:
@@ -1038,3 +1082,12 @@ def _is_ram_backed(path: Path) -> bool:
         if inside and len(mount) > len(best):
             best, fstype = mount, partition.fstype
     return fstype in ("tmpfs", "ramfs")
+
+
+def _parse_state(state: LifecycleState | str) -> LifecycleState:
+    try:
+        return LifecycleState(state)
+    except ValueError:
+        known = ", ".join(member.value for member in LifecycleState)
+        message = f"unknown lifecycle state {state!r}; known: {known}"
+        raise StorePolicyError(message) from None
