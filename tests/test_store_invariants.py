@@ -5,6 +5,7 @@ connections do not pile up per thread, and listing never evicts."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import threading
 from collections.abc import Iterator
@@ -142,3 +143,14 @@ def test_listing_and_paths_from_the_command_line_never_evict(
     assert store.get("a").state is S.READY
     assert main(["gc", "--store", str(store.root)]) == 0
     assert store.find("a") is None
+
+
+def test_listed_models_are_complete_dataclass_values(store: Store, tmp_path: Path) -> None:
+    store.install("a", [sample(tmp_path, "a")], metadata={"k": "v"}, priority="high")
+    (listed,) = store.list_models()
+    # Built without __init__ for speed: every field is there, and equal to a normal build.
+    assert set(vars(listed)) == {field.name for field in dataclasses.fields(listed)}
+    assert dataclasses.replace(listed) == listed == store.get("a")
+    assert hash(listed) == hash(dataclasses.replace(listed))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        listed.name = "changed"  # type: ignore[misc]

@@ -99,7 +99,6 @@ _MODEL_COLUMNS = (
     "parameter_count, context_length, size_bytes, priority, pinned, created_at, "
     "installed_at, updated_at, last_used_at, use_count, metadata"
 )
-_MODEL_FIELDS = tuple(name.strip() for name in _MODEL_COLUMNS.split(","))
 _STATE_BY_VALUE = {state.value: state for state in LifecycleState}
 _PRIORITIES = tuple(Priority)
 _FILE_COLUMNS = "model_id, rel_path, role, size_bytes, sha256, seal, external_path, mtime_ns"
@@ -370,13 +369,33 @@ class Store:
                 for _mid, rel_path, role, size, sha256, seal, external, mtime_ns in file_rows
             ]
         )
-        values = dict(zip(_MODEL_FIELDS, row, strict=True))
-        values["state"] = _STATE_BY_VALUE[row[3]]
-        values["priority"] = _PRIORITIES[row[12]]
-        values["pinned"] = bool(row[13])
-        values["metadata"] = json.loads(row[19]) if row[19] != "{}" else {}
-        values["files"] = files
-        return build_frozen(InstalledModel, values)
+        # One dict display, in _MODEL_COLUMNS order: the fastest way CPython builds it.
+        return build_frozen(
+            InstalledModel,
+            {
+                "id": row[0],
+                "name": row[1],
+                "category": row[2],
+                "state": _STATE_BY_VALUE[row[3]],
+                "state_reason": row[4],
+                "storage": row[5],
+                "source": row[6],
+                "architecture": row[7],
+                "quantization": row[8],
+                "parameter_count": row[9],
+                "context_length": row[10],
+                "size_bytes": row[11],
+                "priority": _PRIORITIES[row[12]],
+                "pinned": bool(row[13]),
+                "created_at": row[14],
+                "installed_at": row[15],
+                "updated_at": row[16],
+                "last_used_at": row[17],
+                "use_count": row[18],
+                "metadata": json.loads(row[19]) if row[19] != "{}" else {},
+                "files": files,
+            },
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
