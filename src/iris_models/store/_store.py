@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
@@ -303,11 +303,11 @@ class Store:
             file_rows = sql.execute(
                 f"SELECT {_FILE_COLUMNS} FROM files ORDER BY model_id, rel_path"
             )
-            files_by_model: dict[str, list[tuple[Any, ...]]] = {}
-            for file_row in file_rows:
-                files_by_model.setdefault(file_row[0].lower(), []).append(file_row)
-        prefix = self._models_prefix()
-        return [self._model(row, files_by_model.get(row[0].lower(), ()), prefix) for row in rows]
+            files_by_model = _files_by_model(file_rows, self._models_prefix())
+        return [
+            self._model(row, (), files=tuple(files_by_model.get(row[0].lower(), ())))
+            for row in rows
+        ]
 
     def _models_prefix(self) -> str:
         return f"{self.models_dir}{os.sep}"
@@ -348,27 +348,12 @@ class Store:
         self,
         row: Sequence[Any],
         file_rows: Sequence[Sequence[Any]],
-        models_prefix: str | None = None,
+        *,
+        files: tuple[ModelFile, ...] | None = None,
     ) -> InstalledModel:
-        folder = f"{models_prefix or self._models_prefix()}{row[0].lower()}/"
-        files = tuple(
-            [
-                build_frozen(
-                    ModelFile,
-                    {
-                        "rel_path": rel_path,
-                        "role": role,
-                        "size_bytes": size,
-                        "sha256": sha256,
-                        "seal": seal,
-                        "location": external or folder + rel_path,
-                        "external": external is not None,
-                        "mtime_ns": mtime_ns,
-                    },
-                )
-                for _mid, rel_path, role, size, sha256, seal, external, mtime_ns in file_rows
-            ]
-        )
+        if files is None:
+            grouped = _files_by_model(file_rows, self._models_prefix())
+            files = tuple(grouped.get(row[0].lower(), ()))
         # One dict display, in _MODEL_COLUMNS order: the fastest way CPython builds it.
         return build_frozen(
             InstalledModel,
@@ -1033,6 +1018,34 @@ class GcOutcome:
             "plan": self.plan.to_dict(),
             "result": None if self.result is None else self.result.to_dict(),
         }
+
+
+def _files_by_model(
+    file_rows: Iterable[Sequence[Any]], models_prefix: str
+) -> dict[str, list[ModelFile]]:
+    """ModelFile values grouped by lower-cased model id (ids ignore case)."""
+    grouped: dict[str, list[ModelFile]] = {}
+    for model_id, rel_path, role, size, sha256, seal, external, mtime_ns in file_rows:
+        key = model_id.lower()
+        model_file = build_frozen(
+            ModelFile,
+            {
+                "rel_path": rel_path,
+                "role": role,
+                "size_bytes": size,
+                "sha256": sha256,
+                "seal": seal,
+                "location": external or f"{models_prefix}{key}/{rel_path}",
+                "external": external is not None,
+                "mtime_ns": mtime_ns,
+            },
+        )
+        files = grouped.get(key)
+        if files is None:
+            grouped[key] = [model_file]
+        else:
+            files.append(model_file)
+    return grouped
 
 
 def _log(
