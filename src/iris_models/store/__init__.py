@@ -12,6 +12,7 @@ leases, usage statistics, cache policies with eviction plans, fsck and import.
 
 from __future__ import annotations
 
+from ._cleanup import EvictionResult, GcOutcome, PressureReport
 from ._eviction import Eviction, EvictionPlan, Leftover, SpaceNeed
 from ._fsck import FsckIssue, FsckReport
 from ._ids import derive_model_id, validate_model_id
@@ -26,14 +27,7 @@ from ._lifecycle import (
 from ._policy import CachePolicy, EvictionPolicy, Priority, parse_size
 from ._records import InstalledModel, ModelFile, ModelStats, StoreEvent, StoreStats
 from ._repository import ModelRepository
-from ._store import (
-    EvictionResult,
-    FileSpec,
-    GcOutcome,
-    Placement,
-    PressureReport,
-    Store,
-)
+from ._store import FileSpec, Placement, Store
 
 __all__ = [
     "TRANSITIONS",

@@ -11,6 +11,8 @@ import shutil
 from pathlib import Path
 
 __all__ = [
+    "STAGING_DIR",
+    "TRASH_DIR",
     "dir_size",
     "fsync_dir",
     "fsync_file",
@@ -18,6 +20,12 @@ __all__ = [
     "remove_tree",
     "unique_name",
 ]
+
+
+# Where installs stage their files, and where removals move a folder before deleting it;
+# entries are named "<model id>.<token>" (see unique_name).
+STAGING_DIR = ".staging"
+TRASH_DIR = ".trash"
 
 
 def fsync_file(path: Path) -> None:

@@ -10,6 +10,7 @@ from enum import Enum
 from ..errors import LifecycleError
 
 __all__ = [
+    "INSTALLED_STATES",
     "TRANSITIONS",
     "LifecycleObserver",
     "LifecycleState",
@@ -68,6 +69,9 @@ _INSTALLED = frozenset(
     {_S.VALIDATED, _S.INITIALIZING, _S.INITIALIZED, _S.LOADING, _S.LOADED, _S.READY,
      _S.EXECUTING}
 )  # fmt: skip
+
+# The values of the installed states, for SQL: "state IN (...)".
+INSTALLED_STATES = tuple(state.value for state in _INSTALLED)
 
 # The reference SDK's table (shared/reference/probe-recommend-lifecycle.md, 1.1) with what a
 # store adds: QUEUED and PAUSED around a download; CLEANUP from any resting state, since a

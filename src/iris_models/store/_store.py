@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,6 @@ import psutil
 
 from .._paths import store_root
 from ..errors import (
-    InsufficientSpaceError,
     LifecycleError,
     ModelExistsError,
     ModelInUseError,
@@ -31,31 +30,28 @@ from ..errors import (
     StorePolicyError,
     StoreReadOnlyError,
 )
+from . import _cleanup
+from ._cleanup import EvictionResult, GcOutcome, PressureReport
 from ._database import Database
 from ._eviction import (
-    Eviction,
     EvictionPlan,
-    Leftover,
-    SpaceNeed,
-    candidate_order_sql,
-    select_evictions,
-    space_needs,
 )
 from ._files import (
-    dir_size,
+    TRASH_DIR,
     fsync_dir,
     remove_tree,
     unique_name,
 )
 from ._ids import validate_model_id
 from ._lifecycle import (
+    INSTALLED_STATES,
     TRANSITIONS,
     LifecycleObserver,
     LifecycleState,
     StateChange,
     check_transition,
 )
-from ._locks import PROBE_GRACE_S, ModelLock, locked_model_ids
+from ._locks import ModelLock
 from ._policy import CachePolicy, Priority
 from ._records import (
     InstalledModel,
@@ -84,16 +80,9 @@ logger = logging.getLogger("iris_models.store")
 
 DATABASE_NAME = "store.db"
 MODELS_DIR = "models"
-STAGING_DIR = ".staging"
-TRASH_DIR = ".trash"
 FILE_ROLES = ("model", "shard", "projector", "extra")
-EVENT_RETENTION_S = 90 * 86400
-# Memory levels as the reference SDK's MemoryMonitor has them: warn under 500 MB available.
-MEMORY_WARNING_BYTES = 500_000_000
-MEMORY_CRITICAL_BYTES = 200_000_000
 
 _S = LifecycleState
-_INSTALLED_STATES = tuple(state.value for state in _S if state.is_installed)
 _MODEL_COLUMNS = (
     "id, name, category, state, state_reason, storage, source, architecture, quantization, "
     "parameter_count, context_length, size_bytes, priority, pinned, created_at, "
@@ -127,47 +116,6 @@ class FileSpec:
     rel_path: str | None = None
     role: str = "model"
     sha256: str | None = None
-
-
-@dataclass(frozen=True)
-class EvictionResult:
-    """What executing a plan did."""
-
-    evicted: tuple[Eviction, ...]
-    leftovers_removed: tuple[Leftover, ...]
-    skipped: tuple[tuple[str, str], ...]
-    """(model id, why) for planned evictions that did not happen."""
-
-    @property
-    def bytes_freed(self) -> int:
-        return sum(item.size_bytes for item in self.evicted) + sum(
-            item.size_bytes for item in self.leftovers_removed
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "evicted": [
-                {"model_id": item.model_id, "size_bytes": item.size_bytes, "reason": item.reason}
-                for item in self.evicted
-            ],
-            "leftovers_removed": [str(item.path) for item in self.leftovers_removed],
-            "skipped": [{"model_id": mid, "reason": why} for mid, why in self.skipped],
-            "bytes_freed": self.bytes_freed,
-        }
-
-
-@dataclass(frozen=True)
-class PressureReport:
-    """What a pressure check found and what it freed."""
-
-    memory_available_bytes: int
-    memory_level: str
-    """``ok``, ``warning`` (under 500 MB available) or ``critical`` (under 200 MB)."""
-    disk_free_bytes: int
-    ram_backed: bool
-    """The store's files live in memory (tmpfs), so evicting them frees memory too."""
-    plan: EvictionPlan
-    result: EvictionResult | None
 
 
 class Store:
@@ -292,8 +240,8 @@ class Store:
             clauses.append("state = ?")
             params.append(_parse_state(state).value)
         if installed_only:
-            clauses.append(f"state IN ({', '.join('?' * len(_INSTALLED_STATES))})")
-            params.extend(_INSTALLED_STATES)
+            clauses.append(f"state IN ({', '.join('?' * len(INSTALLED_STATES))})")
+            params.extend(INSTALLED_STATES)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with self.db.read() as sql:
             rows = sql.execute(
@@ -713,132 +661,27 @@ class Store:
         (default: the same; less when files arrive by rename from the same disk);
         ``free_bytes`` asks for that much to be freed whatever the limits say.
         """
-        chosen_policy = policy or self.policy
-        if aggressive is not None:
-            chosen_policy = replace(chosen_policy, aggressive=aggressive)
-        leftovers = tuple(self._leftovers())
-        disk_free = psutil.disk_usage(str(self.root)).free
-        with self.db.read() as sql:
-            owned = self._owned_bytes(sql)
-            needs = list(
-                space_needs(
-                    chosen_policy,
-                    owned_bytes=owned,
-                    disk_free_bytes=disk_free,
-                    incoming_bytes=incoming_bytes,
-                    incoming_owned_bytes=incoming_owned_bytes,
-                )
-            )
-            if free_bytes > 0:
-                needs.append(SpaceNeed(f"asked to free {free_bytes} bytes", free_bytes, "asked"))
-            evictions: list[Eviction] = []
-            protected: dict[str, int] = {}
-            if needs:
-                leftover_bytes = sum(item.size_bytes for item in leftovers)
-                to_free = max(
-                    need.bytes - (leftover_bytes if need.kind == "disk_floor" else 0)
-                    for need in needs
-                )
-                if to_free > 0:
-                    placeholders = ", ".join("?" * len(_INSTALLED_STATES))
-                    rows = sql.execute(
-                        "SELECT id, size_bytes, storage, priority, pinned, installed_at, "
-                        f"last_used_at, use_count FROM models WHERE state IN ({placeholders}) "
-                        f"ORDER BY {candidate_order_sql(chosen_policy.eviction)}",
-                        _INSTALLED_STATES,
-                    )
-                    evictions, protected = select_evictions(
-                        rows,
-                        policy=chosen_policy,
-                        bytes_to_free=to_free,
-                        in_use=locked_model_ids(self.root),
-                    )
-        return EvictionPlan(
-            policy=chosen_policy.eviction,
-            aggressive=chosen_policy.aggressive,
-            needs=tuple(needs),
-            evictions=tuple(evictions),
-            leftovers=leftovers,
-            protected=protected,
+        return _cleanup.plan_eviction(
+            self,
+            incoming_bytes=incoming_bytes,
+            incoming_owned_bytes=incoming_owned_bytes,
+            free_bytes=free_bytes,
+            aggressive=aggressive,
+            policy=policy,
         )
-
-    @staticmethod
-    def _owned_bytes(sql: sqlite3.Connection) -> int:
-        """Bytes of the store's own files, in every state (as stats() counts them)."""
-        row = sql.execute(
-            "SELECT coalesce(sum(size_bytes), 0) FROM models WHERE storage = 'managed'"
-        ).fetchone()
-        return int(row[0])
-
-    def _leftovers(self) -> Iterator[Leftover]:
-        """Staging and trash entries that no live process is working on."""
-        held = locked_model_ids(self.root)
-        for folder, why in ((STAGING_DIR, "abandoned install"), (TRASH_DIR, "unfinished removal")):
-            try:
-                entries = list((self.root / folder).iterdir())
-            except FileNotFoundError:
-                continue
-            for entry in entries:
-                if entry.name.rsplit(".", 1)[0] in held:
-                    continue
-                yield Leftover(entry, dir_size(entry), why)
 
     def execute_plan(self, plan: EvictionPlan) -> EvictionResult:
         """Carries out a plan: leftovers first, then each eviction, skipping (not failing on)
         a model that has since come into use, been pinned or gone."""
-        removed_leftovers = []
-        for leftover in plan.leftovers:
-            # Named "<model id>.<token>": under that model's lock, nobody is still using it.
-            lock = ModelLock(self.root, leftover.path.name.rsplit(".", 1)[0])
-            if not lock.acquire(exclusive=True, wait_s=PROBE_GRACE_S):
-                continue
-            try:
-                if leftover.path.exists():
-                    remove_tree(leftover.path)
-                    removed_leftovers.append(leftover)
-            finally:
-                lock.release(unlink=True)
-        evicted = []
-        skipped = []
-        for item in plan.evictions:
-            try:
-                # A short wait: another process's in-use probe holds a lock for microseconds.
-                freed = self._remove(
-                    item.model_id, kind="evicted", reason=item.reason, wait_s=PROBE_GRACE_S,
-                    expect_pinned=False,
-                )  # fmt: skip
-            except (ModelInUseError, ModelNotFoundError, LifecycleError) as error:
-                # Came into use, was pinned, removed or moved on since the plan: skip it.
-                skipped.append((item.model_id, str(error)))
-                continue
-            evicted.append(replace(item, size_bytes=freed))
-        return EvictionResult(tuple(evicted), tuple(removed_leftovers), tuple(skipped))
+        return _cleanup.execute_plan(self, plan)
 
     def gc(self, *, dry_run: bool = False, aggressive: bool | None = None) -> GcOutcome:
         """Enforces the policy now: plan, then (unless ``dry_run``) execute."""
-        plan = self.plan_eviction(aggressive=aggressive)
-        if dry_run:
-            return GcOutcome(plan, None)
-        result = self.execute_plan(plan)
-        now = time.time()
-        self._set_setting("last_cleanup_at", now)
-        with self.db.write() as sql:
-            sql.execute(
-                "DELETE FROM events WHERE at < ? AND kind NOT IN ('evicted', 'removed')",
-                (now - EVENT_RETENTION_S,),
-            )
-            _log(sql, None, "cleanup", bytes_=result.bytes_freed)
-        return GcOutcome(plan, result)
+        return _cleanup.gc(self, dry_run=dry_run, aggressive=aggressive)
 
     def maybe_cleanup(self) -> GcOutcome | None:
         """Runs gc() if automatic cleanup is on and its interval has passed since the last."""
-        policy = self.policy
-        if not policy.auto_cleanup:
-            return None
-        last = self._setting("last_cleanup_at")
-        if last is not None and time.time() - float(last) < policy.cleanup_interval_s:
-            return None
-        return self.gc()
+        return _cleanup.maybe_cleanup(self)
 
     def ensure_space(
         self,
@@ -851,39 +694,9 @@ class Store:
         grow by ``incoming_owned_bytes``, default the same) within the policy, evicting what
         the policy allows; InsufficientSpaceError (nothing removed) if that cannot be
         enough."""
-        policy = self.policy
-        if incoming_bytes == 0:  # nothing is written: the free-disk floor is not this call's
-            policy = replace(policy, min_free_bytes=0)
-        plan = self.plan_eviction(
-            incoming_bytes=incoming_bytes,
-            incoming_owned_bytes=incoming_owned_bytes,
-            policy=policy,
+        return _cleanup.ensure_space(
+            self, incoming_bytes, incoming_owned_bytes=incoming_owned_bytes, model_id=model_id
         )
-        if not plan.needs:
-            return EvictionResult((), (), ())
-        if not plan.satisfied:
-            free = psutil.disk_usage(str(self.root)).free
-            available = free
-            if all(need.kind == "size_limit" for need in plan.needs):
-                # Refused by the size limit alone: what is left under it is what is available.
-                with self.db.read() as sql:
-                    owned = self._owned_bytes(sql)
-                available = max(0, (policy.max_size_bytes or 0) - owned)
-            protected = ", ".join(f"{count} {why}" for why, count in plan.protected.items())
-            message = (
-                f"not enough space{f' for {model_id!r}' if model_id else ''}: "
-                f"{'; '.join(need.reason for need in plan.needs)}; eviction could free "
-                f"{plan.bytes_freed} bytes of the {plan.bytes_to_free} needed"
-                f"{f' (models passed over: {protected})' if protected else ''}. Free disk "
-                "space, remove models, or change the policy (`iris-models policy set`)"
-            )
-            raise InsufficientSpaceError(
-                message,
-                model_id=model_id,
-                bytes_needed=plan.bytes_to_free,
-                bytes_available=available,
-            )
-        return self.execute_plan(plan)
 
     def relieve_pressure(
         self, *, memory: bool = True, disk: bool = True, dry_run: bool = False,
@@ -894,27 +707,9 @@ class Store:
         Disk: evicts until the free-disk floor holds again. Memory: evicting frees memory only
         when the store lives in memory (tmpfs); then it evicts until 500 MB are available.
         """
-        available = psutil.virtual_memory().available
-        level = "ok"
-        if available < MEMORY_CRITICAL_BYTES:
-            level = "critical"
-        elif available < MEMORY_WARNING_BYTES:
-            level = "warning"
-        ram_backed = _is_ram_backed(self.root)
-        free_bytes = 0
-        if memory and ram_backed and available < MEMORY_WARNING_BYTES:
-            free_bytes = MEMORY_WARNING_BYTES - available
-        if disk:
-            plan = self.plan_eviction(free_bytes=free_bytes, aggressive=aggressive)
-        else:
-            plan = self.plan_eviction(
-                free_bytes=free_bytes,
-                aggressive=aggressive,
-                policy=replace(self.policy, min_free_bytes=0, max_size_bytes=None),
-            )
-        result = None if dry_run or plan.empty else self.execute_plan(plan)
-        disk_free = psutil.disk_usage(str(self.root)).free
-        return PressureReport(available, level, disk_free, ram_backed, plan, result)
+        return _cleanup.relieve_pressure(
+            self, memory=memory, disk=disk, dry_run=dry_run, aggressive=aggressive
+        )
 
     # -- fsck and import -----------------------------------------------------------------
 
@@ -1005,21 +800,6 @@ class Store:
         )
 
 
-@dataclass(frozen=True)
-class GcOutcome:
-    """A cleanup's plan and, unless it was a dry run, what executing it did."""
-
-    plan: EvictionPlan
-    result: EvictionResult | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dry_run": self.result is None,
-            "plan": self.plan.to_dict(),
-            "result": None if self.result is None else self.result.to_dict(),
-        }
-
-
 def _files_by_model(
     file_rows: Iterable[Sequence[Any]], models_prefix: str
 ) -> dict[str, list[ModelFile]]:
@@ -1101,19 +881,6 @@ def _not_ready(model_id: str, state: LifecycleState) -> ModelNotReadyError:
 def _require_installed(model: InstalledModel) -> None:
     if not model.state.is_installed:
         raise _not_ready(model.id, model.state)
-
-
-def _is_ram_backed(path: Path) -> bool:
-    """Whether ``path`` is on tmpfs/ramfs, so its files occupy memory."""
-    resolved = str(path.resolve())
-    best = ""
-    fstype = ""
-    for partition in psutil.disk_partitions(all=True):
-        mount = partition.mountpoint
-        inside = resolved == mount or resolved.startswith(mount.rstrip("/") + "/")
-        if inside and len(mount) > len(best):
-            best, fstype = mount, partition.fstype
-    return fstype in ("tmpfs", "ramfs")
 
 
 def _parse_state(state: LifecycleState | str) -> LifecycleState:
