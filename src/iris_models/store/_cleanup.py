@@ -116,13 +116,7 @@ def plan_eviction(
     aggressive: bool | None = None,
     policy: CachePolicy | None = None,
 ) -> EvictionPlan:
-    """What enforcing the policy would remove now, and why; changes nothing.
-
-    ``incoming_bytes`` is room wanted on the disk for new files (kept on top of the
-    free-disk floor); ``incoming_owned_bytes`` how much the store's own size will grow
-    (default: the same; less when files arrive by rename from the same disk);
-    ``free_bytes`` asks for that much to be freed whatever the limits say.
-    """
+    """The work behind Store.plan_eviction (documented there)."""
     chosen_policy = policy or store.policy
     if aggressive is not None:
         chosen_policy = replace(chosen_policy, aggressive=aggressive)
@@ -195,8 +189,7 @@ def find_leftovers(store: Store) -> Iterator[Leftover]:
 
 
 def execute_plan(store: Store, plan: EvictionPlan) -> EvictionResult:
-    """Carries out a plan: leftovers first, then each eviction, skipping (not failing on)
-    a model that has since come into use, been pinned or gone."""
+    """The work behind Store.execute_plan (documented there)."""
     removed_leftovers = []
     for leftover in plan.leftovers:
         # Named "<model id>.<token>": under that model's lock, nobody is still using it.
@@ -227,7 +220,7 @@ def execute_plan(store: Store, plan: EvictionPlan) -> EvictionResult:
 
 
 def gc(store: Store, *, dry_run: bool = False, aggressive: bool | None = None) -> GcOutcome:
-    """Enforces the policy now: plan, then (unless ``dry_run``) execute."""
+    """The work behind Store.gc (documented there)."""
     plan = plan_eviction(store, aggressive=aggressive)
     if dry_run:
         return GcOutcome(plan, None)
@@ -246,7 +239,7 @@ def gc(store: Store, *, dry_run: bool = False, aggressive: bool | None = None) -
 
 
 def maybe_cleanup(store: Store) -> GcOutcome | None:
-    """Runs gc() if automatic cleanup is on and its interval has passed since the last."""
+    """The work behind Store.maybe_cleanup (documented there)."""
     policy = store.policy
     if not policy.auto_cleanup:
         return None
@@ -263,10 +256,7 @@ def ensure_space(
     incoming_owned_bytes: int | None = None,
     model_id: str | None = None,
 ) -> EvictionResult:
-    """Makes room for ``incoming_bytes`` more on the store's disk (and the store's size to
-    grow by ``incoming_owned_bytes``, default the same) within the policy, evicting what
-    the policy allows; InsufficientSpaceError (nothing removed) if that cannot be
-    enough."""
+    """The work behind Store.ensure_space (documented there)."""
     policy = store.policy
     if incoming_bytes == 0:  # nothing is written: the free-disk floor is not this call's
         policy = replace(policy, min_free_bytes=0)
@@ -337,7 +327,7 @@ def relieve_pressure(
 
 
 def _is_ram_backed(path: Path) -> bool:
-    """Whether ``path`` is on tmpfs/ramfs, so its files occupy memory."""
+    """The work behind Store.relieve_pressure (documented there)."""
     resolved = str(path.resolve())
     best = ""
     fstype = ""
