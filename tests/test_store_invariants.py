@@ -154,3 +154,18 @@ def test_listed_models_are_complete_dataclass_values(store: Store, tmp_path: Pat
     assert hash(listed) == hash(dataclasses.replace(listed))
     with pytest.raises(dataclasses.FrozenInstanceError):
         listed.name = "changed"  # type: ignore[misc]
+
+
+def test_an_install_never_deletes_a_folder_the_database_does_not_know(
+    store: Store, tmp_path: Path
+) -> None:
+    unknown = store.models_dir / "m"
+    unknown.mkdir(parents=True)
+    (unknown / "only-copy.gguf").write_bytes(SAMPLE.read_bytes())
+    store.install("m", [sample(tmp_path, "m")])
+    kept = list((store.root / ".orphans").glob("m.*/only-copy.gguf"))
+    assert [path.read_bytes() == SAMPLE.read_bytes() for path in kept] == [True]
+    store.gc()
+    assert all(path.exists() for path in kept)
+    issues = store.fsck().issues
+    assert [issue.kind for issue in issues] == ["orphan_folder"]

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 __all__ = [
+    "ORPHANS_DIR",
     "STAGING_DIR",
     "TRASH_DIR",
     "dir_size",
@@ -26,6 +27,8 @@ __all__ = [
 # entries are named "<model id>.<token>" (see unique_name).
 STAGING_DIR = ".staging"
 TRASH_DIR = ".trash"
+# Folders with no database record, kept for fsck to adopt; cleanup never deletes them.
+ORPHANS_DIR = ".orphans"
 
 
 def fsync_file(path: Path) -> None:

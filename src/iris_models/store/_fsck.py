@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidModelIdError, IrisModelsError, StoreCorruptError
-from ._files import dir_size, remove_tree, unique_name
+from ._files import ORPHANS_DIR, dir_size, remove_tree, unique_name
 from ._lifecycle import TRANSITIONS, LifecycleState
 from ._locks import PROBE_GRACE_S, ModelLock
 
@@ -26,7 +26,6 @@ _S = LifecycleState
 # States a live download keeps between runs: the download engine resumes them, fsck leaves
 # them alone.
 _RESUMABLE = (_S.QUEUED, _S.DOWNLOADING, _S.PAUSED, _S.DOWNLOADED)
-ORPHANS_DIR = ".orphans"
 # The states an install passes through: a record left in one, with no live process holding
 # its lock, is an install that died.
 _INSTALL_STEPS = (_S.VALIDATING, _S.EXTRACTING, _S.EXTRACTED)

@@ -24,7 +24,7 @@ from ..errors import (
     ModelInUseError,
     VerifyError,
 )
-from ._files import fsync_dir, fsync_file, link_or_copy, remove_tree, unique_name
+from ._files import ORPHANS_DIR, fsync_dir, fsync_file, link_or_copy, remove_tree, unique_name
 from ._lifecycle import LifecycleState, StateChange
 from ._locks import PROBE_GRACE_S, ModelLock
 from ._policy import Priority
@@ -93,8 +93,13 @@ def install_model(
             if placement is not Placement.REFERENCE:
                 final = store.models_dir / model_id.lower()
                 store.models_dir.mkdir(exist_ok=True)
-                if final.exists():  # debris of an earlier crash: the database has no files
-                    remove_tree(final)
+                if final.exists():
+                    # A folder the database does not know (a crash, or a lost database): it
+                    # may hold a finished model's only copy, so it is set aside for fsck to
+                    # adopt or report, never deleted here.
+                    orphans = store.root / ORPHANS_DIR
+                    orphans.mkdir(exist_ok=True)
+                    final.rename(orphans / unique_name(model_id))
                 staging.rename(final)
                 moved_into_place = True
                 fsync_dir(store.models_dir)
