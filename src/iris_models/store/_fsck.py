@@ -273,7 +273,8 @@ def _check_disk(store: Store, issues: list[FsckIssue], *, repair: bool) -> None:
                 issues.append(
                     FsckIssue("leftover", f"{reason} ({size} bytes)", None, str(entry), action)
                 )
-    # Folders set aside for adoption by an fsck that died before it finished.
+    # Folders set aside for adoption: by an install that found one in its way, or by an
+    # fsck that died before it finished adopting.
     for entry in _entries(store.root / ORPHANS_DIR):
         model_id = entry.name.rsplit(".", 1)[0]
         with _exclusive(store, model_id) as locked:
