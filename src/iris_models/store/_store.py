@@ -210,11 +210,12 @@ class Store:
             ).fetchone()
             if row is None:
                 return None
-            files = sql.execute(
+            file_rows = sql.execute(
                 f"SELECT {_FILE_COLUMNS} FROM files WHERE model_id = ? ORDER BY rel_path",
                 (row[0],),
-            ).fetchall()
-        return self._model(row, files)
+            )
+            files = _files_by_model(file_rows, self._models_prefix()).get(row[0].lower(), [])
+        return self._model(row, tuple(files))
 
     def get(self, model_id: str) -> InstalledModel:
         """The model with this id (any state); ModelNotFoundError if there is none."""
@@ -252,10 +253,7 @@ class Store:
                 f"SELECT {_FILE_COLUMNS} FROM files ORDER BY model_id, rel_path"
             )
             files_by_model = _files_by_model(file_rows, self._models_prefix())
-        return [
-            self._model(row, (), files=tuple(files_by_model.get(row[0].lower(), ())))
-            for row in rows
-        ]
+        return [self._model(row, tuple(files_by_model.get(row[0].lower(), ()))) for row in rows]
 
     def _models_prefix(self) -> str:
         return f"{self.models_dir}{os.sep}"
@@ -292,16 +290,9 @@ class Store:
         with self.db.read() as sql:
             return [StoreEvent(*row) for row in sql.execute(query, params)]
 
-    def _model(
-        self,
-        row: Sequence[Any],
-        file_rows: Sequence[Sequence[Any]],
-        *,
-        files: tuple[ModelFile, ...] | None = None,
-    ) -> InstalledModel:
-        if files is None:
-            grouped = _files_by_model(file_rows, self._models_prefix())
-            files = tuple(grouped.get(row[0].lower(), ()))
+    @staticmethod
+    def _model(row: Sequence[Any], files: tuple[ModelFile, ...]) -> InstalledModel:
+        """A models row and its files as an InstalledModel."""
         # One dict display, in _MODEL_COLUMNS order: the fastest way CPython builds it.
         return build_frozen(
             InstalledModel,
