@@ -10,7 +10,7 @@ from typing import Any
 import gguf
 import numpy as np
 
-__all__ = ["KV", "QT", "VT", "Tensor", "write_gguf"]
+__all__ = ["KV", "QT", "VT", "Tensor", "make_gguf", "tiny_gguf", "write_gguf"]
 
 VT = gguf.GGUFValueType
 QT = gguf.GGMLQuantizationType
@@ -49,3 +49,19 @@ def write_gguf(
         writer.write_ti_data_to_file()
     writer.close()
     return path
+
+
+def make_gguf(path: Path, name: str, rows: int = 4) -> Path:
+    """A small real GGUF file (one ``rows`` x 8 float32 tensor); a different ``name`` gives
+    different bytes (and digest)."""
+    return _named(path, name, ("t", np.full((rows, 8), 1.0, dtype=np.float32), None))
+
+
+def tiny_gguf(path: Path, name: str) -> Path:
+    """A smaller one (one tensor of 8 floats, named as llama.cpp names an output norm)."""
+    return _named(path, name, ("output_norm.weight", np.arange(8, dtype=np.float32), None))
+
+
+def _named(path: Path, name: str, tensor: Tensor) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_gguf(path, [("general.name", name, VT.STRING, None)], [tensor])

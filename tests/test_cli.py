@@ -9,16 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.cli_helpers import run_cli
 
 from iris_models.cli import main
 
 SAMPLE = Path(__file__).resolve().parent.parent / "src" / "iris_models" / "data" / "sample.gguf"
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    status = main(list(args))
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def test_inspect_sample_prints_the_summary(capsys):

@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.cli_helpers import assert_one_line_error, run_cli
 
 from iris_models import device
-from iris_models.cli import main
 from iris_models.device import DeviceProfile, _overrides
 
 GIB = 1 << 30
@@ -23,21 +23,6 @@ def _no_profile_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The developer's own profile or overrides must not leak into these tests."""
     monkeypatch.delenv(device.ENV_PROFILE, raising=False)
     monkeypatch.delenv(_overrides.ENV_OVERRIDES, raising=False)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    status = main(list(args))
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def assert_one_line_error(status: int, out: str, err: str, expected: str) -> None:
-    assert status == 1
-    assert out == ""
-    assert err.startswith("iris-models: error: ")
-    assert err.count("\n") == 1
-    assert expected in err
-    assert "Traceback" not in err
 
 
 def backends_section(out: str) -> str:

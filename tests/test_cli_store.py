@@ -10,9 +10,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
-from tests.gguf_py_files import VT, write_gguf
+from tests.cli_helpers import assert_one_line_error, run_cli
+from tests.gguf_py_files import tiny_gguf
 
 from iris_models.cli import main
 from iris_models.store import Store
@@ -41,35 +41,10 @@ def _no_store_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "100")
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    status = main(list(args))
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def assert_one_line_error(status: int, out: str, err: str, expected: str) -> None:
-    assert status == 1
-    assert out == ""
-    assert err.startswith("iris-models: error: ")
-    assert err.count("\n") == 1
-    assert expected in err
-    assert "Traceback" not in err
-
-
 def squashed(text: str) -> str:
     """Text with all whitespace taken out: the console wraps long lines (paths under tmp_path
     are long) at its width, so text output is compared without the breaks it inserted."""
     return "".join(text.split())
-
-
-def tiny_gguf(path: Path, name: str) -> Path:
-    """A small valid GGUF file; a different ``name`` gives different bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_gguf(
-        path,
-        [("general.name", name, VT.STRING, None)],
-        [("output_norm.weight", np.arange(8, dtype=np.float32), None)],
-    )
 
 
 def install_copies(root: Path, sources: Path, *model_ids: str) -> dict[str, int]:

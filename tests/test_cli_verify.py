@@ -8,14 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.cli_helpers import run_cli
 
 from iris_models.cli import main
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    status = main(list(args))
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ import psutil
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from tests.gguf_py_files import VT, write_gguf
+from tests.gguf_py_files import VT, make_gguf, write_gguf
 from tests.services import require_service
 
 from iris_models.errors import (
@@ -57,13 +57,6 @@ from iris_models.store import (
 )
 
 S = LifecycleState
-
-
-def make_gguf(path: Path, name: str, rows: int = 4) -> Path:
-    """A small real GGUF file; a different ``name`` gives different bytes (and digest)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensor = np.full((rows, 8), 1.0, dtype=np.float32)
-    return write_gguf(path, [("general.name", name, VT.STRING, None)], [("t", tensor, None)])
 
 
 def sha256_of(path: Path) -> str:

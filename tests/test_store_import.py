@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.gguf_py_files import VT, write_gguf
+from tests.gguf_py_files import tiny_gguf, write_gguf
 
 from iris_models.errors import IrisModelsError
 from iris_models.store import ImportReport, Store
@@ -26,16 +26,6 @@ OLLAMA_LICENSE = "application/vnd.ollama.image.license"
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def tiny_gguf(path: Path, name: str) -> Path:
-    """A small valid GGUF file; a different ``name`` gives different bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_gguf(
-        path,
-        [("general.name", name, VT.STRING, None)],
-        [("output_norm.weight", np.arange(8, dtype=np.float32), None)],
-    )
 
 
 def split_gguf(folder: Path, prefix: str = "big") -> list[Path]:

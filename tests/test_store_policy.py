@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.gguf_py_files import VT, write_gguf
+from tests.gguf_py_files import make_gguf
 
 from iris_models.errors import InsufficientSpaceError, ModelNotFoundError, StorePolicyError
 from iris_models.store import (
@@ -29,13 +28,6 @@ from iris_models.store import (
 
 # No free-disk floor: on a test machine the disk's free space must not decide what is evicted.
 NO_FLOOR = CachePolicy(min_free_bytes=0)
-
-
-def make_gguf(path: Path, name: str, rows: int = 4) -> Path:
-    """A small real GGUF file; a different ``name`` gives different bytes (and digest)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensor = np.full((rows, 8), 1.0, dtype=np.float32)
-    return write_gguf(path, [("general.name", name, VT.STRING, None)], [("t", tensor, None)])
 
 
 @pytest.fixture
