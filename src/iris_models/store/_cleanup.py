@@ -23,9 +23,9 @@ from ._eviction import (
     select_evictions,
     space_needs,
 )
-from ._files import STAGING_DIR, TRASH_DIR, dir_size, remove_tree
+from ._files import STAGING_DIR, TRASH_DIR, dir_size, owner_of, remove_tree
 from ._lifecycle import INSTALLED_STATES
-from ._locks import PROBE_GRACE_S, ModelLock, locked_model_ids
+from ._locks import PROBE_GRACE_S, exclusive_if_free, locked_model_ids
 from ._policy import CachePolicy
 
 if TYPE_CHECKING:
@@ -120,7 +120,8 @@ def plan_eviction(
     chosen_policy = policy or store.policy
     if aggressive is not None:
         chosen_policy = replace(chosen_policy, aggressive=aggressive)
-    leftovers = tuple(find_leftovers(store))
+    held = locked_model_ids(store.root)
+    leftovers = tuple(find_leftovers(store, held))
     disk_free = psutil.disk_usage(str(store.root)).free
     with store.db.read() as sql:
         owned = owned_bytes(sql)
@@ -154,7 +155,7 @@ def plan_eviction(
                     rows,
                     policy=chosen_policy,
                     bytes_to_free=to_free,
-                    in_use=locked_model_ids(store.root),
+                    in_use=held,
                 )
     return EvictionPlan(
         policy=chosen_policy.eviction,
@@ -174,34 +175,30 @@ def owned_bytes(sql: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-def find_leftovers(store: Store) -> Iterator[Leftover]:
-    """Staging and trash entries that no live process is working on."""
-    held = locked_model_ids(store.root)
+def find_leftovers(store: Store, held: set[str] | None = None) -> Iterator[Leftover]:
+    """Staging and trash entries whose model no live process holds (``held``: the ids
+    locked_model_ids gave, if the caller has them already). A snapshot: act on an entry only
+    under exclusive_if_free."""
+    if held is None:
+        held = locked_model_ids(store.root)
     for folder, why in ((STAGING_DIR, "abandoned install"), (TRASH_DIR, "unfinished removal")):
         try:
-            entries = list((store.root / folder).iterdir())
+            entries = sorted((store.root / folder).iterdir())
         except FileNotFoundError:
             continue
         for entry in entries:
-            if entry.name.rsplit(".", 1)[0] in held:
-                continue
-            yield Leftover(entry, dir_size(entry), why)
+            if owner_of(entry) not in held:
+                yield Leftover(entry, dir_size(entry), why)
 
 
 def execute_plan(store: Store, plan: EvictionPlan) -> EvictionResult:
     """The work behind Store.execute_plan (documented there)."""
     removed_leftovers = []
     for leftover in plan.leftovers:
-        # Named "<model id>.<token>": under that model's lock, nobody is still using it.
-        lock = ModelLock(store.root, leftover.path.name.rsplit(".", 1)[0])
-        if not lock.acquire(exclusive=True, wait_s=PROBE_GRACE_S):
-            continue
-        try:
-            if leftover.path.exists():
+        with exclusive_if_free(store.root, owner_of(leftover.path)) as free:
+            if free and leftover.path.exists():
                 remove_tree(leftover.path)
                 removed_leftovers.append(leftover)
-        finally:
-            lock.release(unlink=True)
     evicted = []
     skipped = []
     for item in plan.evictions:

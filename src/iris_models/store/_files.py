@@ -18,6 +18,7 @@ __all__ = [
     "fsync_dir",
     "fsync_file",
     "link_or_copy",
+    "owner_of",
     "remove_tree",
     "unique_name",
 ]
@@ -55,6 +56,11 @@ def unique_name(model_id: str) -> str:
     """``<id>.<random>``: a staging or trash entry that names its model (lower case, as
     its lock file does), so cleanup can tell whether someone is still working on it."""
     return f"{model_id.lower()}.{secrets.token_hex(6)}"
+
+
+def owner_of(entry: Path) -> str:
+    """The (lower-cased) model id in an entry named by unique_name: whose lock guards it."""
+    return entry.name.rsplit(".", 1)[0]
 
 
 def link_or_copy(source: Path, target: Path, *, hard_link_only: bool = False) -> bool:

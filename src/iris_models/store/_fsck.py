@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidModelIdError, IrisModelsError, StoreCorruptError
-from ._files import ORPHANS_DIR, dir_size, remove_tree, unique_name
+from ._cleanup import find_leftovers
+from ._files import ORPHANS_DIR, owner_of, remove_tree, unique_name
 from ._lifecycle import TRANSITIONS, LifecycleState
-from ._locks import PROBE_GRACE_S, ModelLock
+from ._locks import exclusive_if_free
 
 if TYPE_CHECKING:
     from ._records import InstalledModel, ModelFile
@@ -116,18 +117,6 @@ def check_store(
     return FsckReport(integrity, len(models), files_checked, tuple(issues), repair)
 
 
-@contextlib.contextmanager
-def _exclusive(store: Store, model_id: str) -> Iterator[bool]:
-    """Holds the model's exclusive lock for the block if it is free (yields False if a live
-    process holds it: then leave the model alone)."""
-    lock = ModelLock(store.root, model_id)
-    acquired = lock.acquire(exclusive=True, wait_s=PROBE_GRACE_S)
-    try:
-        yield acquired
-    finally:
-        lock.release(unlink=True)
-
-
 def _check_model(
     store: Store,
     model: InstalledModel,
@@ -163,7 +152,7 @@ def _check_model(
     if not problems:
         return len(model.files)
     with contextlib.ExitStack() as stack:
-        locked = repair and stack.enter_context(_exclusive(store, model.id))
+        locked = repair and stack.enter_context(exclusive_if_free(store.root, model.id))
         current = store.find(model.id)
         if current is None or (current.state, current.installed_at) != (
             model.state,
@@ -192,7 +181,7 @@ def _check_unfinished(
     store: Store, model_id: str, issues: list[FsckIssue], *, repair: bool
 ) -> None:
     """A removal or an install that stopped half-way, unless a live process holds it."""
-    with _exclusive(store, model_id) as locked:
+    with exclusive_if_free(store.root, model_id) as locked:
         if not locked:
             return  # a live process is installing or removing it
         model = store.find(model_id)
@@ -256,32 +245,25 @@ def _check_file(
 
 
 def _check_disk(store: Store, issues: list[FsckIssue], *, repair: bool) -> None:
-    for folder_name, reason in (
-        (".staging", "abandoned install"),
-        (".trash", "unfinished removal"),
-    ):
-        for entry in _entries(store.root / folder_name):
-            # Entries are named "<model id>.<token>": their model's lock says if they are live.
-            with _exclusive(store, entry.name.rsplit(".", 1)[0]) as locked:
-                if not locked or not entry.exists():
-                    continue
-                action = None
-                size = dir_size(entry)
-                if repair:
-                    remove_tree(entry)
-                    action = "deleted"
-                issues.append(
-                    FsckIssue("leftover", f"{reason} ({size} bytes)", None, str(entry), action)
-                )
+    for leftover in find_leftovers(store):
+        with exclusive_if_free(store.root, owner_of(leftover.path)) as free:
+            if not free or not leftover.path.exists():
+                continue  # a live process took it up meanwhile
+            action = None
+            if repair:
+                remove_tree(leftover.path)
+                action = "deleted"
+            detail = f"{leftover.reason} ({leftover.size_bytes} bytes)"
+            issues.append(FsckIssue("leftover", detail, None, str(leftover.path), action))
     # Folders set aside for adoption: by an install that found one in its way, or by an
     # fsck that died before it finished adopting.
     for entry in _entries(store.root / ORPHANS_DIR):
-        model_id = entry.name.rsplit(".", 1)[0]
-        with _exclusive(store, model_id) as locked:
+        model_id = owner_of(entry)
+        with exclusive_if_free(store.root, model_id) as locked:
             if locked and entry.exists():
                 _orphan(store, entry, model_id, issues, repair=repair)
     for folder in _entries(store.models_dir):
-        with _exclusive(store, folder.name) as locked:
+        with exclusive_if_free(store.root, folder.name) as locked:
             if not locked or not folder.exists():
                 continue
             try:

@@ -79,7 +79,10 @@ def import_models(
         candidates = [_with_id(candidates[0], model_id)]
     from ._store import Placement
 
-    known_sources = {model.source for model in store.list_models() if model.source}
+    with store.db.read() as sql:  # only the sources: building every model would be waste
+        known_sources = {
+            row[0] for row in sql.execute("SELECT source FROM models WHERE source IS NOT NULL")
+        }
     store_root = store.root.resolve()
     imported = []
     for candidate in candidates:

@@ -8,6 +8,7 @@ import contextlib
 import fcntl
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,7 @@ from ..errors import StoreReadOnlyError
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["LOCKS_DIR", "PROBE_GRACE_S", "ModelLock", "locked_model_ids"]
+__all__ = ["LOCKS_DIR", "PROBE_GRACE_S", "ModelLock", "exclusive_if_free", "locked_model_ids"]
 
 LOCKS_DIR = ".locks"
 # How long an exclusive lock is worth waiting for when the caller would otherwise give up:
@@ -125,6 +126,18 @@ class ModelLock:
 
     def __exit__(self, *_exc: object) -> None:
         self.release()
+
+
+@contextlib.contextmanager
+def exclusive_if_free(root: Path, model_id: str) -> Iterator[bool]:
+    """Holds the model's exclusive lock for the block if it is free (yields False if a live
+    process holds it: then leave the model, and anything named after it, alone)."""
+    lock = ModelLock(root, model_id)
+    acquired = lock.acquire(exclusive=True, wait_s=PROBE_GRACE_S)
+    try:
+        yield acquired
+    finally:
+        lock.release(unlink=True)
 
 
 def _still_linked(fd: int, path: Path) -> bool:

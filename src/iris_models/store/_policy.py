@@ -7,11 +7,11 @@ import re
 from dataclasses import asdict, dataclass, fields, replace
 from decimal import Decimal, InvalidOperation
 from enum import Enum, IntEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import StorePolicyError
 
-__all__ = ["CachePolicy", "EvictionPolicy", "Priority", "parse_size"]
+__all__ = ["CachePolicy", "EvictionPolicy", "Priority", "parse_choice", "parse_size"]
 
 DEFAULT_MIN_FREE_BYTES = 500_000_000  # the spec's 500 MB (decimal)
 DEFAULT_CLEANUP_INTERVAL_S = 24 * 60 * 60
@@ -126,12 +126,19 @@ class CachePolicy:
 
 
 def _parse_eviction(value: object) -> EvictionPolicy:
-    text = str(value).lower().replace("-", "_")
+    return parse_choice(EvictionPolicy, str(value).lower().replace("-", "_"), "eviction policy")
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def parse_choice(kind: type[E], value: object, what: str) -> E:
+    """``kind(value)``, or a StorePolicyError that names ``what`` and the known values."""
     try:
-        return EvictionPolicy(text)
+        return kind(value)
     except ValueError:
-        known = ", ".join(policy.value for policy in EvictionPolicy)
-        message = f"unknown eviction policy {value!r}; known: {known}"
+        known = ", ".join(str(member.value) for member in kind)
+        message = f"unknown {what} {value!r}; known: {known}"
         raise StorePolicyError(message) from None
 
 

@@ -27,7 +27,6 @@ from ..errors import (
     ModelInUseError,
     ModelNotFoundError,
     ModelNotReadyError,
-    StorePolicyError,
     StoreReadOnlyError,
 )
 from . import _cleanup
@@ -52,7 +51,7 @@ from ._lifecycle import (
     check_transition,
 )
 from ._locks import ModelLock
-from ._policy import CachePolicy, Priority
+from ._policy import CachePolicy, Priority, parse_choice
 from ._records import (
     InstalledModel,
     ModelFile,
@@ -875,9 +874,4 @@ def _require_installed(model: InstalledModel) -> None:
 
 
 def _parse_state(state: LifecycleState | str) -> LifecycleState:
-    try:
-        return LifecycleState(state)
-    except ValueError:
-        known = ", ".join(member.value for member in LifecycleState)
-        message = f"unknown lifecycle state {state!r}; known: {known}"
-        raise StorePolicyError(message) from None
+    return parse_choice(LifecycleState, state, "lifecycle state")
