@@ -45,7 +45,7 @@ def test_path_use_and_remove_go_through_the_store(registry: Registry):
         assert used == path
         with pytest.raises(ModelInUseError):
             registry.remove("sample")
-    assert registry.get("sample").use_count == 1
+    assert registry.installed_model("sample").use_count == 1
     assert registry.remove("sample") == SAMPLE.stat().st_size
     with pytest.raises(ModelNotFoundError):
         registry.path("sample")
@@ -70,4 +70,4 @@ def test_device_is_the_profile_given(registry: Registry):
 def test_gc_dry_run_changes_nothing(registry: Registry):
     outcome = registry.gc(dry_run=True)
     assert outcome.result is None
-    assert registry.get("sample").is_ready
+    assert registry.installed_model("sample").is_ready

@@ -13,6 +13,11 @@ handlers keep working::
      │    └── FileChangedError (RuntimeError) the file changed while it was read
      ├── OperationCancelled                  a long operation was cancelled
      ├── DeviceProfileError (ValueError)     a device profile or override is invalid
+     ├── CatalogError (ValueError)           a model catalog is invalid
+     │    ├── CatalogConflictError           two sources give one id different digests
+     │    └── UnknownModelError (LookupError) no catalog describes the id
+     ├── NetworkError (OSError)              a request failed (connection, TLS, HTTP status)
+     │    └── OfflineError                   IRIS_MODELS_OFFLINE=1 forbids the request
      └── StoreError                          the model store refused or could not do something
           ├── InvalidModelIdError (ValueError)       an id that cannot name a model folder
           ├── ModelNotFoundError (LookupError)       no such model in the store
@@ -38,6 +43,8 @@ from __future__ import annotations
 import errno
 
 __all__ = [
+    "CatalogConflictError",
+    "CatalogError",
     "DeviceProfileError",
     "DigestFormatError",
     "FileChangedError",
@@ -54,7 +61,9 @@ __all__ = [
     "ModelInUseError",
     "ModelNotFoundError",
     "ModelNotReadyError",
+    "NetworkError",
     "NotAStoreError",
+    "OfflineError",
     "OperationCancelled",
     "StoreBusyError",
     "StoreCorruptError",
@@ -62,6 +71,7 @@ __all__ = [
     "StorePolicyError",
     "StoreReadOnlyError",
     "StoreVersionError",
+    "UnknownModelError",
     "VerifyError",
 ]
 
@@ -151,6 +161,56 @@ class DeviceProfileError(IrisModelsError, ValueError):
 
     The message names the field by its path (``cpu.clusters[1].cpus``) and what was wrong.
     """
+
+
+class CatalogError(IrisModelsError, ValueError):
+    """A model catalog is invalid: bad JSON, a schema violation, a duplicate id, an unsafe
+    file name or URL, or a conflict between two sources.
+
+    ``source`` names the file or URL, ``json_path`` the place in it (``models.llm[2].fileSize``)
+    and ``rule`` the check that failed, where there is one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        json_path: str | None = None,
+        rule: str | None = None,
+    ):
+        super().__init__(message)
+        self.source = source
+        self.json_path = json_path
+        self.rule = rule
+
+
+class CatalogConflictError(CatalogError):
+    """Two catalog sources describe the same model id with different digests."""
+
+
+class UnknownModelError(CatalogError, LookupError):
+    """No catalog source describes the model id asked for."""
+
+    def __init__(self, message: str, *, model_id: str):
+        super().__init__(message)
+        self.model_id = model_id
+
+
+class NetworkError(IrisModelsError, OSError):
+    """A request failed: no connection, a timeout, a TLS failure or an HTTP error status.
+
+    ``url`` is the address asked for; ``status`` the HTTP status where one came back.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+class OfflineError(NetworkError):
+    """A network request was needed while IRIS_MODELS_OFFLINE=1 forbids them."""
 
 
 class StoreError(IrisModelsError):

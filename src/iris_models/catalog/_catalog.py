@@ -1,0 +1,265 @@
+"""The merged catalog: the bundled models.json, then the catalogs IRIS_MODELS_CATALOG names,
+then those passed in, each later source replacing an earlier one's entry with the same id.
+A later source that gives the same file of the same id a different digest is an error."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._paths import cache_root
+from ..errors import CatalogConflictError, CatalogError, UnknownModelError
+from ._model import Category, ModelDescriptor, ModelType, descriptor_from_entry
+from ._remote import DEFAULT_MAX_AGE_S, RemoteStatus, load_remote
+from ._validate import check_document, parse_json
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "BUNDLED",
+    "ENV_ALLOW_HTTP",
+    "ENV_CATALOG",
+    "Catalog",
+    "SourceReport",
+    "catalog_sources_from_environment",
+    "load_catalog",
+    "read_catalog",
+]
+
+ENV_CATALOG = "IRIS_MODELS_CATALOG"
+ENV_ALLOW_HTTP = "IRIS_MODELS_ALLOW_HTTP"
+BUNDLED = "bundled"
+
+
+@dataclass(frozen=True)
+class SourceReport:
+    """One source of the merged catalog and what it gave."""
+
+    source: str
+    models: int
+    remote: RemoteStatus | None = None
+
+
+class Catalog:
+    """Models on offer, by id, with the sources they came from.
+
+    Build one with :func:`load_catalog`; ``warnings`` says which remote sources were
+    served from a cache or left out, and why.
+    """
+
+    def __init__(
+        self,
+        models: Mapping[str, ModelDescriptor],
+        categories: Mapping[ModelType, Category],
+        sources: Sequence[SourceReport] = (),
+    ):
+        self._models = dict(models)
+        self._by_key = {model_id.lower(): model for model_id, model in self._models.items()}
+        self.categories = dict(categories)
+        self.sources = tuple(sources)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(
+            f"catalog {report.source}: {report.remote.detail}"
+            for report in self.sources
+            if report.remote is not None and not report.remote.ok
+        )
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def __iter__(self) -> Iterator[ModelDescriptor]:
+        return iter(self._models.values())
+
+    def __contains__(self, model_id: object) -> bool:
+        return isinstance(model_id, str) and model_id.lower() in self._by_key
+
+    def models(
+        self,
+        type: ModelType | str | None = None,
+        *,
+        capability: str | None = None,
+        query: str | None = None,
+    ) -> list[ModelDescriptor]:
+        """Models in catalog order, filtered by type, capability and the words of `query`."""
+        wanted = ModelType(type) if type is not None else None
+        return [
+            model
+            for model in self._models.values()
+            if (wanted is None or model.type is wanted)
+            and (capability is None or capability in model.capabilities)
+            and (query is None or model.matches(query))
+        ]
+
+    def get(self, model_id: str) -> ModelDescriptor:
+        model = self._by_key.get(model_id.lower())
+        if model is not None:
+            return model
+        close = difflib.get_close_matches(model_id, list(self._models), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        message = (
+            f"no catalog describes model {model_id!r}{hint} (`iris-models list` shows the "
+            "catalog; --catalog FILE adds one)"
+        )
+        raise UnknownModelError(message, model_id=model_id)
+
+
+def _allow_http(allow_http: bool | None) -> bool:
+    if allow_http is not None:
+        return allow_http
+    return os.environ.get(ENV_ALLOW_HTTP, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _is_url(source: str) -> bool:
+    return source.startswith(("https://", "http://"))
+
+
+def catalog_sources_from_environment() -> list[str]:
+    """The paths and URLs IRIS_MODELS_CATALOG names, separated by the OS path separator
+    (``:`` on POSIX; a URL's own ``://`` is kept whole)."""
+    value = os.environ.get(ENV_CATALOG, "")
+    if not value.strip():
+        return []
+    if os.pathsep != ":":
+        return [part for part in value.split(os.pathsep) if part.strip()]
+    sources: list[str] = []
+    for part in value.split(":"):
+        if sources and part.startswith("//") and sources[-1] in ("http", "https"):
+            sources[-1] = f"{sources[-1]}:{part}"  # "https" + "//host/x.json"
+        elif sources and _is_url(sources[-1]) and part[:1].isdigit():
+            sources[-1] = f"{sources[-1]}:{part}"  # a port: "http://host" + "8080/x.json"
+        else:
+            sources.append(part)
+    return [source for source in sources if source.strip()]
+
+
+def read_catalog(
+    source: str | os.PathLike[str], *, allow_http: bool | None = None
+) -> tuple[list[ModelDescriptor], dict[ModelType, Category]]:
+    """The models and categories of one catalog file, validated (``catalog validate``)."""
+    name = os.fspath(source)
+    try:
+        data = Path(name).read_bytes()
+    except OSError as error:
+        message = f"cannot read catalog {name!r}: {error.strerror or error}"
+        raise CatalogError(message, source=name) from None
+    document = parse_json(data, name)
+    check_document(document, name, allow_http=_allow_http(allow_http))
+    return _descriptors(document, name)
+
+
+def _descriptors(
+    document: Mapping[str, Any], source: str
+) -> tuple[list[ModelDescriptor], dict[ModelType, Category]]:
+    models = [
+        descriptor_from_entry(entry, source)
+        for entries in document["models"].values()
+        for entry in entries
+    ]
+    categories = {
+        ModelType(kind): Category(
+            name=info["name"],
+            description=info.get("description", ""),
+            icon=info.get("icon", ""),
+        )
+        for kind, info in document.get("categories", {}).items()
+    }
+    return models, categories
+
+
+def _bundled() -> tuple[list[ModelDescriptor], dict[ModelType, Category]]:
+    # The bundled file is checked against the schema by the test suite and ships inside
+    # the package, like its code; it is parsed here without the schema pass so that
+    # opening a Registry stays cheap.
+    text = (resources.files(__package__) / "models.json").read_bytes()
+    return _descriptors(parse_json(text, BUNDLED), BUNDLED)
+
+
+def _merge(merged: dict[str, ModelDescriptor], models: Sequence[ModelDescriptor]) -> None:
+    by_key = {model_id.lower(): model_id for model_id in merged}
+    for model in models:
+        earlier_id = by_key.get(model.id.lower())
+        if earlier_id is not None:
+            _check_digests(merged.pop(earlier_id), model)
+        merged[model.id] = model
+        by_key[model.id.lower()] = model.id
+
+
+def _check_digests(earlier: ModelDescriptor, later: ModelDescriptor) -> None:
+    known = {spec.name: spec.sha256 for spec in earlier.files if spec.sha256}
+    for spec in later.files:
+        digest = known.get(spec.name)
+        if digest and spec.sha256 and digest != spec.sha256:
+            message = (
+                f"catalogs disagree on model {later.id!r}: file {spec.name!r} has digest "
+                f"{digest} in {earlier.source} but {spec.sha256} in {later.source}; fix or "
+                "drop one of the two catalogs"
+            )
+            raise CatalogConflictError(message, source=later.source, rule="same-digest")
+
+
+def load_catalog(
+    sources: Sequence[str | os.PathLike[str]] = (),
+    *,
+    bundled: bool = True,
+    environment: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age_s: float = DEFAULT_MAX_AGE_S,
+    refresh: bool = False,
+    allow_http: bool | None = None,
+    client: httpx.Client | None = None,
+) -> Catalog:
+    """The merged catalog.
+
+    Precedence, lowest first: the bundled catalog (``bundled=False`` leaves it out), the
+    paths and URLs in IRIS_MODELS_CATALOG (``environment=False`` ignores it), then
+    `sources` in order. A file that cannot be read or is invalid raises CatalogError; a
+    remote URL that cannot be fetched falls back to its cached copy, or is left out with a
+    warning (see :attr:`Catalog.warnings`). ``refresh=True`` revalidates remote catalogs
+    even inside their validity window (``max_age_s``, 24 h by default).
+    """
+    permit_http = _allow_http(allow_http)
+    every = [str(s) for s in (catalog_sources_from_environment() if environment else [])]
+    every += [os.fspath(source) for source in sources]
+    merged: dict[str, ModelDescriptor] = {}
+    categories: dict[ModelType, Category] = {}
+    reports: list[SourceReport] = []
+    if bundled:
+        models, found = _bundled()
+        _merge(merged, models)
+        categories.update(found)
+        reports.append(SourceReport(BUNDLED, len(models)))
+    for source in every:
+        status: RemoteStatus | None = None
+        if _is_url(source):
+            if source.startswith("http://") and not permit_http:
+                message = (
+                    f"catalog URL {source!r} is not HTTPS; allow plain HTTP with "
+                    f"{ENV_ALLOW_HTTP}=1 (or allow_http=True) for a local server"
+                )
+                raise CatalogError(message, source=source, rule="https-only")
+            document, status = load_remote(
+                source,
+                cache_dir=cache_root(cache_dir),
+                max_age_s=max_age_s,
+                force=refresh,
+                allow_http=permit_http,
+                client=client,
+            )
+            if document is None:
+                reports.append(SourceReport(source, 0, status))
+                continue
+            models, found = _descriptors(document, source)
+        else:
+            models, found = read_catalog(source, allow_http=permit_http)
+        _merge(merged, models)
+        categories.update(found)
+        reports.append(SourceReport(source, len(models), status))
+    return Catalog(merged, categories, reports)

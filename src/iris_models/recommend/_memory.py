@@ -1,0 +1,169 @@
+"""How much memory a model needs to run at a given context length, from its shape.
+
+The estimate follows what llama.cpp allocates on a CPU or unified-memory device with its
+defaults (one sequence, a 512-token micro-batch, F16 K/V cache, flash attention, weights
+memory-mapped), in the same parts as gpustack/gguf-parser-go:
+
+    total = weights + kv_cache + compute + overhead
+
+    weights   = sum tensor bytes. Mapped, not copied, but they must stay resident to run at
+                speed, so they count.
+    kv_cache  = sum over layers of cells(layer) * (key_length + value_length) * n_head_kv(layer)
+                * 2 B (F16), where
+                  cells(full layer) = n_ctx, padded to 256
+                  cells(sliding-window layer) = min(n_ctx, pad(window * n_seq + n_ubatch, 256))
+                as llama.cpp sizes its sliding-window cache. Non-causal models (embeddings)
+                keep no cache.
+    compute   = graph metadata + graph inputs + the largest of one attention block, one
+                feed-forward block and the output layer, for a micro-batch of
+                n_tokens = min(n_ctx, n_ubatch) tokens:
+                  metadata  = 400 B * (max(1024, 8 * n_tensors) + 2 * (n_tensors + 1 + 3 *
+                              n_layer)) + 4 MiB scheduler
+                  inputs    = 4 B * n_tokens * (3 + n_embd + n_kv)   tokens, positions,
+                              outputs, embeddings, attention mask
+                  attention = 4 B * n_tokens * (n_head * key_length + 2 * n_head_kv *
+                              key_length + n_head * value_length + n_embd)
+                  ffn       = 4 B * n_tokens * (3 * n_ff + 2 * n_embd)
+                  output    = 4 B * n_tokens * (n_embd + n_vocab)   the logits: for a
+                              256k-vocabulary model this is the largest buffer of all
+    overhead  = 5 MiB load bootstrap + header bytes + n_vocab * 96 B (token scores, types and
+                the two lookup tables) + merges * 104 B (BPE tokenizers)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..shape import ModelShape
+
+__all__ = ["DEFAULT_UBATCH", "KV_PADDING", "MemoryEstimate", "estimate_memory", "kv_cache_bytes"]
+
+DEFAULT_UBATCH = 512
+KV_PADDING = 256
+F16_BYTES = 2
+F32_BYTES = 4
+MiB = 1 << 20
+_BOOTSTRAP_BYTES = 5 * MiB
+_SCHEDULER_BYTES = 4 * MiB
+_TENSOR_OVERHEAD_BYTES = 368 + 32  # ggml_tensor plus its object header
+_VOCAB_BYTES_PER_TOKEN = 4 + 4 + 32 + 24 + 32
+_BYTES_PER_MERGE = 48 + 56
+
+
+def _pad(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """The memory a model needs at ``context_length`` tokens, in bytes, by part."""
+
+    context_length: int
+    weights_bytes: int
+    kv_cache_bytes: int
+    compute_bytes: int
+    output_bytes: int
+    """The output layer's buffer (logits); part of ``compute_bytes`` when it is the largest."""
+    overhead_bytes: int
+    inputs: dict[str, Any] = field(default_factory=dict)
+    """The shape figures and settings the estimate used, for ``explain``."""
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_cache_bytes + self.compute_bytes + self.overhead_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "context_length": self.context_length,
+            "total_bytes": self.total_bytes,
+            "weights_bytes": self.weights_bytes,
+            "kv_cache_bytes": self.kv_cache_bytes,
+            "compute_bytes": self.compute_bytes,
+            "output_bytes": self.output_bytes,
+            "overhead_bytes": self.overhead_bytes,
+            "inputs": dict(self.inputs),
+        }
+
+
+def kv_cache_bytes(
+    shape: ModelShape, context_length: int, *, n_seq: int = 1, n_ubatch: int = DEFAULT_UBATCH
+) -> int:
+    """The K/V cache at `context_length` tokens, sliding-window layers as llama.cpp counts them."""
+    if not shape.causal:
+        return 0
+    cells = _pad(context_length, KV_PADDING)
+    window_cells = cells
+    if shape.sliding_window:
+        window_cells = min(cells, _pad(shape.sliding_window * n_seq + n_ubatch, KV_PADDING))
+    per_head_cell = (shape.key_length + shape.value_length) * F16_BYTES
+    swa = shape.swa_layers if shape.sliding_window else (False,) * shape.block_count
+    return sum(
+        (window_cells if is_swa else cells) * kv_heads * per_head_cell
+        for kv_heads, is_swa in zip(shape.head_count_kv, swa, strict=True)
+    )
+
+
+def estimate_memory(
+    shape: ModelShape, context_length: int, *, n_ubatch: int = DEFAULT_UBATCH, n_seq: int = 1
+) -> MemoryEstimate:
+    """The memory `shape` needs at `context_length` tokens (see the module's formula)."""
+    if context_length < 1:
+        message = f"context_length must be at least 1, not {context_length}"
+        raise ValueError(message)
+    n_ctx = _pad(context_length, KV_PADDING)
+    n_tokens = min(n_ctx, n_ubatch)
+    n_embd = shape.embedding_length
+    n_vocab = shape.vocab_size or 0
+    n_head_kv = max(shape.head_count_kv) if shape.head_count_kv else 0
+    kv = kv_cache_bytes(shape, context_length, n_seq=n_seq, n_ubatch=n_ubatch)
+
+    metadata = (
+        _TENSOR_OVERHEAD_BYTES
+        * (max(1024, 8 * shape.tensor_count) + 2 * (shape.tensor_count + 1 + 3 * shape.block_count))
+        + _SCHEDULER_BYTES
+    )
+    kv_width = n_ctx if shape.causal else n_tokens
+    inputs = F32_BYTES * n_tokens * (3 + n_embd + kv_width)
+    attention = (
+        F32_BYTES
+        * n_tokens
+        * (
+            shape.head_count * shape.key_length
+            + 2 * n_head_kv * shape.key_length
+            + shape.head_count * shape.value_length
+            + n_embd
+        )
+    )
+    ffn = F32_BYTES * n_tokens * (3 * shape.feed_forward_length + 2 * n_embd)
+    output = F32_BYTES * n_tokens * (n_embd + (n_vocab if shape.causal else 0))
+    compute = metadata + inputs + max(attention, ffn, output)
+    overhead = (
+        _BOOTSTRAP_BYTES
+        + shape.header_bytes
+        + n_vocab * _VOCAB_BYTES_PER_TOKEN
+        + shape.merges_count * _BYTES_PER_MERGE
+    )
+    return MemoryEstimate(
+        context_length=context_length,
+        weights_bytes=shape.weights_bytes,
+        kv_cache_bytes=kv,
+        compute_bytes=compute,
+        output_bytes=output,
+        overhead_bytes=overhead,
+        inputs={
+            "architecture": shape.architecture,
+            "layers": shape.block_count,
+            "sliding_window_layers": shape.swa_layer_count,
+            "sliding_window": shape.sliding_window,
+            "n_embd": n_embd,
+            "n_head": shape.head_count,
+            "n_head_kv": n_head_kv,
+            "head_dim_k": shape.key_length,
+            "head_dim_v": shape.value_length,
+            "n_vocab": n_vocab,
+            "n_ctx_cells": n_ctx,
+            "n_ubatch": n_ubatch,
+            "kv_type": "f16",
+        },
+    )
