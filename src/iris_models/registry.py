@@ -13,16 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._paths import cache_root, store_root
-from .store import (
-    CachePolicy,
-    FsckReport,
-    GcOutcome,
-    ImportReport,
-    InstalledModel,
-    ModelRepository,
-    Placement,
-    Store,
-)
 
 if TYPE_CHECKING:
     import httpx
@@ -32,6 +22,16 @@ if TYPE_CHECKING:
     from .device import DeviceProfile
     from .recommend import Recommendation
     from .shape import ModelShape
+    from .store import (
+        CachePolicy,
+        FsckReport,
+        GcOutcome,
+        ImportReport,
+        InstalledModel,
+        ModelRepository,
+        Placement,
+        Store,
+    )
     from .verify import VerifyResult
 
 __all__ = ["STORAGE_BUFFER_BYTES", "Registry", "ValidationIssue", "ValidationResult"]
@@ -63,7 +63,8 @@ class Registry:
     IRIS_MODELS_HOME, else the user data folder), opened on first use.
 
     catalogs: catalog files or URLs merged over the bundled catalog and IRIS_MODELS_CATALOG
-        (see :func:`iris_models.catalog.load_catalog`); loaded on first use.
+        (see :func:`iris_models.catalog.load_catalog`); loaded on first use. Or pass a
+        loaded ``catalog``.
     device: the profile to plan for; by default IRIS_MODELS_DEVICE_PROFILE, else this
         device, probed on first use.
     """
@@ -76,6 +77,7 @@ class Registry:
         device: DeviceProfile | None = None,
         policy: CachePolicy | None = None,
         catalogs: Sequence[str | os.PathLike[str]] = (),
+        catalog: Catalog | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         client: httpx.Client | None = None,
     ):
@@ -87,19 +89,23 @@ class Registry:
         self._repository: ModelRepository | None = None
         self._device = device
         self._catalog_sources = tuple(catalogs)
-        self._catalog: Catalog | None = None
+        self._catalog = catalog
         self._cache_dir = cache_dir
         self._client = client
 
     @property
     def store(self) -> Store:
         if self._store is None:
+            from .store import Store  # on first use: opening a Registry for the catalog is cheap
+
             self._store = Store(self._home, policy=self._policy)
         return self._store
 
     @property
     def repository(self) -> ModelRepository:
         if self._repository is None:
+            from .store import ModelRepository
+
             self._repository = ModelRepository(self.store)
         return self._repository
 
@@ -322,7 +328,7 @@ class Registry:
         self,
         path: str | os.PathLike[str],
         *,
-        placement: Placement | str = Placement.REFERENCE,
+        placement: Placement | str = "reference",
         model_id: str | None = None,
     ) -> ImportReport:
         return self.store.import_path(path, placement=placement, model_id=model_id)

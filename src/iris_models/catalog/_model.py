@@ -7,11 +7,13 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from ..device import DeviceClass
 from ..shape import ModelShape
+
+if TYPE_CHECKING:
+    from ..device import DeviceClass
 
 __all__ = [
     "Category",
@@ -61,8 +63,9 @@ class DeviceRequirements:
     min_android_api: int | None = None
     supported_backends: tuple[str, ...] = ()
     """Catalog backend names (``CPU_NEON``, ``OPENCL_ADRENO``, ...); empty means any."""
-    device_classes: tuple[DeviceClass, ...] = ()
-    """Classes the model is tuned for; empty means all."""
+    device_classes: tuple[str, ...] = ()
+    """Device class names (``BUDGET`` ... ``FLAGSHIP``) the model is tuned for; empty means
+    all. Strings, so that reading a catalog does not import the device layer."""
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,7 @@ def descriptor_from_entry(entry: Mapping[str, Any], source: str) -> ModelDescrip
             recommended_ram_bytes=requirements.get("recommendedRAM"),
             min_android_api=requirements.get("minAndroidVersion"),
             supported_backends=tuple(requirements.get("supportedBackends", ())),
-            device_classes=tuple(DeviceClass(c) for c in requirements.get("deviceClass", ())),
+            device_classes=tuple(requirements.get("deviceClass", ())),
         ),
         files=entry_files(entry),
         description=entry.get("description", ""),

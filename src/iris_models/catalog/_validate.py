@@ -30,8 +30,26 @@ def load_schema() -> dict[str, Any]:
 def _compiled_schema() -> Callable[[Any], Any]:
     import fastjsonschema  # compiled to Python once per process, on first use
 
-    validator: Callable[[Any], Any] = fastjsonschema.compile(load_schema())
+    schema = load_schema()
+    validator: Callable[[Any], Any] = fastjsonschema.compile(
+        _inline_refs(schema, schema["definitions"])
+    )
     return validator
+
+
+def _inline_refs(node: Any, definitions: dict[str, Any]) -> Any:
+    """The schema with every ``$ref`` but the model's replaced by its definition: the code
+    fastjsonschema generates for a ``$ref`` inside an array formats the item's error name
+    on every call, which made validating 10,000 models three times slower."""
+    if isinstance(node, dict):
+        reference = node.get("$ref", "")
+        name = reference.removeprefix("#/definitions/")
+        if reference.startswith("#/definitions/") and name != "model":
+            return _inline_refs(definitions[name], definitions)
+        return {key: _inline_refs(value, definitions) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(item, definitions) for item in node]
+    return node
 
 
 def parse_json(text: str | bytes, source: str) -> Any:

@@ -27,6 +27,11 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("stats_cmd", "bytes by model and category, uses, evictions"),
     "fsck": ("fsck_cmd", "check the store against the disk; --repair fixes it"),
     "policy": ("policy_cmd", "show or set the cache policy"),
+    "list": ("catalog_cmd", "list the catalog's models"),
+    "search": ("catalog_cmd", "find catalog models by words in their id, name or description"),
+    "show": ("catalog_cmd", "show one catalog model: files, requirements, header facts"),
+    "recommend": ("recommend_cmd", "rank catalog models for this device, with the reasons"),
+    "catalog": ("catalog_cmd", "validate catalog files, refresh remote catalogs"),
 }
 
 
@@ -38,6 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep GGUF language models on the devices that run them.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--catalog",
+        dest="catalogs",
+        action="append",
+        default=[],
+        metavar="FILE|URL",
+        help="add a catalog over the bundled one (repeatable; later ones win)",
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="make no network calls (as IRIS_MODELS_OFFLINE=1): cached catalogs only",
+    )
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
     subcommands.required = True
     for name, (module_name, help_text) in _COMMANDS.items():
@@ -55,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._output import run_guarded
 
     args = build_parser().parse_args(argv)
+    if args.offline:
+        import os
+
+        os.environ["IRIS_MODELS_OFFLINE"] = "1"
     return run_guarded(args.handler, args)
 
 

@@ -1,5 +1,6 @@
 """Show what a GGUF file holds: a summary of the model, its metadata, and with --tensors every
-tensor record. Only the header is read, never the weights. --json prints one JSON document."""
+tensor record. Only the header is read, never the weights: for a URL (https://, hf://) only
+the header's bytes are fetched, with growing range requests. --json prints one JSON document."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ TEXT_PREVIEW = 200  # characters of a long string shown in the terminal table
 def configure(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "path", nargs="?", type=Path, help="a GGUF file (any shard of a split model)"
+        "path",
+        nargs="?",
+        help="a GGUF file (any shard of a split model), or the URL of one "
+        "(https://..., hf://owner/repo[@revision]/file.gguf)",
     )
     source.add_argument(
         "--sample",
@@ -51,7 +55,20 @@ def run(args: argparse.Namespace) -> int:
         sample = files("iris_models").joinpath("data").joinpath("sample.gguf")
         with as_file(sample) as sample_path, gguf.open(sample_path) as model:
             return _report(model, args)
-    with gguf.open(args.path, all_shards=not args.single_shard) as model:
+    if args.path.startswith(("https://", "http://", "hf://")):
+        from ..recommend import fetch_header
+
+        header = fetch_header(args.path)
+        with header.model as model:
+            status = _report(model, args)
+        if not args.json and args.key is None:
+            out_console.print(
+                f"fetched {format_bytes(header.bytes_fetched)} of "
+                f"{format_bytes(header.file_size)} in {header.requests} range requests",
+                markup=False,
+            )
+        return status
+    with gguf.open(Path(args.path), all_shards=not args.single_shard) as model:
         return _report(model, args)
 
 

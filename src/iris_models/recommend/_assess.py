@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..catalog import ModelDescriptor
+from ..catalog import ModelDescriptor, ModelType
 from ..device import DeviceProfile
 from ..shape import ModelShape
 from ._backends import PREFERENCE, available_backends, optimal_backend
@@ -262,7 +262,7 @@ def assess(
         )
 
     classes = requirements.device_classes
-    if classes and device.device_class not in classes:
+    if classes and device.device_class.value not in classes:
         score -= 30
         reasons.append(f"not tuned for {device.device_class.value} devices (-30)")
 
@@ -285,7 +285,9 @@ def assess(
             reasons.append(f"runs on {backend} (this device's best, {optimal}, is not listed)")
 
     speed = None
-    if compatible and backend is not None:
+    if model.type is ModelType.EMBEDDING:
+        reasons.append("no decode speed: an embedding model encodes, it does not generate")
+    elif compatible and backend is not None:
         prior = model.performance.prior(backend, device.device_class) if model.performance else None
         speed = estimate_speed(
             shape,

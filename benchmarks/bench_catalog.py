@@ -1,0 +1,230 @@
+"""Speed of the catalog and the recommender, each next to a named peer timed in the same run.
+
+1. Cold start: a fresh interpreter imports iris_models, loads the bundled catalog and calls
+   Registry.models(); timed inside that process (interpreter start excluded). Peer: the
+   same process reading the same file with the stdlib's json. The specification's budget
+   for loading its catalog was 3 seconds; it is printed beside.
+2. A generated 10,000-model catalog read from disk, schema-checked and turned into
+   descriptors (iris_models.catalog.read_catalog; warm: the schema compiled already, and
+   cold: with the one-time compile). Peer: the `jsonschema` library validating the same
+   document against the same schema (json parsing included in both).
+3. Recommending over those 10,000 models for a shipped device profile at 4096 tokens
+   (memory estimate, fit, speed, score, ranking). Peer: the specification's assessment
+   alone (RAM thresholds, class, backends; no estimate), written here as a plain loop.
+
+Run from the repository root (not collected by pytest)::
+
+    pip install -e ".[test]"
+    python benchmarks/bench_catalog.py --models 10000 --runs 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from _tables import format_table
+
+TARGET_COLD_MS = 50.0
+TARGET_LOAD_MS = 300.0
+TARGET_RECOMMEND_MS = 100.0
+SPEC_BUDGET_MS = 3000.0
+
+COLD_START = """
+import time
+start = time.perf_counter()
+{body}
+print((time.perf_counter() - start) * 1000)
+"""
+OURS_COLD = """
+import iris_models
+registry = iris_models.Registry()
+models = registry.models()
+assert models
+"""
+PEER_COLD = """
+import json
+document = json.loads(open({bundled!r}, "rb").read())
+models = [entry for group in document["models"].values() for entry in group]
+assert models
+"""
+
+
+def median_ms(work: Callable[[], Any], runs: int, *, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        work()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        work()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def cold_ms(body: str, runs: int) -> float:
+    code = COLD_START.format(body=body)
+    times = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], check=True, capture_output=True, text=True
+            ).stdout
+        )
+        for _ in range(runs)
+    ]
+    return statistics.median(times)
+
+
+def generated_catalog(count: int, seed: int) -> dict[str, Any]:
+    """`count` models cloned from the bundled entries with fresh ids, sizes and shapes."""
+    bundled = json.loads((resources.files("iris_models.catalog") / "models.json").read_bytes())
+    templates = [entry for group in bundled["models"].values() for entry in group]
+    rng = random.Random(seed)
+    models: dict[str, list[dict[str, Any]]] = {"llm": [], "embedding": [], "safety": []}
+    for index in range(count):
+        entry = copy.deepcopy(rng.choice(templates))
+        entry["id"] = f"{entry['id']}-{index:05d}"
+        if entry.get("fileSize"):
+            entry["fileSize"] = int(entry["fileSize"] * rng.uniform(0.5, 2.0))
+        if "gguf" in entry:  # vary the shape so the estimates differ per model
+            block = entry["gguf"]
+            block["weightsBytes"] = int(block["weightsBytes"] * rng.uniform(0.5, 8.0))
+        models[entry["type"]].append(entry)
+    return {"version": "1.0", "models": models, "categories": bundled["categories"]}
+
+
+def spec_assessment(models: list[Any], profile: Any) -> list[tuple[int, Any]]:
+    """The specification's assessModelCompatibility and sort, without any estimate."""
+    from iris_models.recommend import available_backends, optimal_backend
+
+    backends = available_backends(profile)
+    optimal = optimal_backend(profile)
+    ram = profile.memory.total_bytes
+    results = []
+    for model in models:
+        requirements = model.requirements
+        if ram < requirements.min_ram_bytes:
+            continue
+        score = 100
+        if requirements.recommended_ram_bytes and ram < requirements.recommended_ram_bytes:
+            score -= 20
+        classes = requirements.device_classes
+        if classes and profile.device_class.value not in classes:
+            score -= 30
+        if not set(requirements.supported_backends) & backends:
+            continue
+        if optimal in requirements.supported_backends:
+            score += 10
+        results.append((score, model))
+    results.sort(key=lambda item: -item[0])
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profile", default="snapdragon-flagship-phone")
+    args = parser.parse_args()
+
+    import jsonschema
+
+    from iris_models import device
+    from iris_models.catalog import _validate, load_schema, read_catalog
+    from iris_models.recommend import recommend
+
+    rows = []
+    ours = cold_ms(OURS_COLD, args.runs)
+    bundled = str(resources.files("iris_models.catalog") / "models.json")
+    peer = cold_ms(PEER_COLD.replace("{bundled!r}", repr(bundled)), args.runs)
+    rows.append(
+        [
+            "cold: import + bundled catalog + models()",
+            f"{ours:.1f}",
+            "stdlib json.loads",
+            f"{peer:.1f}",
+            f"{ours / peer:.2f}x",
+            f"< {TARGET_COLD_MS:.0f} (spec budget {SPEC_BUDGET_MS:.0f})",
+            "met" if ours < TARGET_COLD_MS else "NOT met",
+        ]
+    )
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "catalog.json"
+        document = generated_catalog(args.models, args.seed)
+        path.write_text(json.dumps(document), encoding="utf-8")
+        size_mb = path.stat().st_size / 1e6
+
+        _validate._compiled_schema.cache_clear()
+        start = time.perf_counter()
+        models, _ = read_catalog(path)
+        first = (time.perf_counter() - start) * 1000
+        warm = median_ms(lambda: read_catalog(path), args.runs)
+        schema = load_schema()
+        validator = jsonschema.Draft7Validator(schema)
+        peer_load = median_ms(
+            lambda: validator.validate(json.loads(path.read_bytes())),
+            max(1, args.runs // 3),
+            warmup=0,
+        )
+        label = f"load + validate {args.models:,} models ({size_mb:.1f} MB)"
+        rows.append(
+            [
+                label,
+                f"{warm:.1f}",
+                "jsonschema Draft7",
+                f"{peer_load:.1f}",
+                f"{warm / peer_load:.2f}x",
+                f"< {TARGET_LOAD_MS:.0f}",
+                "met" if warm < TARGET_LOAD_MS else "NOT met",
+            ]
+        )
+        rows.append(
+            [
+                "  the same, first call (schema compile)",
+                f"{first:.1f}",
+                "",
+                "",
+                "",
+                f"< {TARGET_LOAD_MS:.0f}",
+                "met" if first < TARGET_LOAD_MS else "NOT met",
+            ]
+        )
+
+        profile = device.load_profile(args.profile)
+        ours_rec = median_ms(lambda: recommend(models, profile, context_length=4096), args.runs)
+        peer_rec = median_ms(lambda: spec_assessment(models, profile), args.runs)
+        rows.append(
+            [
+                f"recommend over {args.models:,} ({args.profile})",
+                f"{ours_rec:.1f}",
+                "spec's rules only",
+                f"{peer_rec:.1f}",
+                f"{ours_rec / peer_rec:.2f}x",
+                f"< {TARGET_RECOMMEND_MS:.0f}",
+                "met" if ours_rec < TARGET_RECOMMEND_MS else "NOT met",
+            ]
+        )
+
+    print(
+        format_table(
+            ["what (median ms)", "ours", "peer", "peer ms", "ours/peer", "target ms", "target"],
+            rows,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
