@@ -237,7 +237,7 @@ class Registry:
             issues.append(ValidationIssue.DEVICE_INCOMPATIBLE)
             problems.append("not compatible with this device: " + "; ".join(assessment.reasons))
         size = model.total_size_bytes
-        free = _free_bytes(self._home)
+        free = _free_bytes(self._store.root if self._store is not None else store_root(self._home))
         if size is None:
             notes.append("storage not checked: the catalog gives no size")
         elif free < size + STORAGE_BUFFER_BYTES:
@@ -356,9 +356,9 @@ class Registry:
         self.close()
 
 
-def _free_bytes(home: str | os.PathLike[str] | None) -> int:
+def _free_bytes(root: Path) -> int:
     """Free bytes where the store lives (or would: its nearest existing parent)."""
-    path = store_root(home)
+    path = root
     while not path.exists() and path != path.parent:
         path = path.parent
     return shutil.disk_usage(path).free

@@ -68,7 +68,7 @@ class ModelShape:
 
     @property
     def swa_layer_count(self) -> int:
-        return sum(self.swa_layers) if self.sliding_window else 0
+        return sum(self.swa_layers) if self.sliding_window and self.swa_layers else 0
 
     @classmethod
     def from_gguf(cls, model: GGUFFile) -> ModelShape:
@@ -174,7 +174,9 @@ class ModelShape:
         }
         optional = {
             "slidingWindow": self.sliding_window,
-            "slidingWindowLayers": list(self.swa_layers) if self.sliding_window else None,
+            "slidingWindowLayers": list(self.swa_layers)
+            if self.sliding_window and self.swa_layers
+            else None,
             "contextLength": self.context_length,
             "vocabSize": self.vocab_size,
             "expertBytes": self.expert_bytes or None,

@@ -27,7 +27,7 @@ memory-mapped), in the same parts as gpustack/gguf-parser-go:
                   output    = 4 B * n_tokens * (n_embd + n_vocab)   the logits: for a
                               256k-vocabulary model this is the largest buffer of all
     overhead  = 5 MiB load bootstrap + header bytes + n_vocab * 96 B (token scores, types and
-                the two lookup tables) + merges * 104 B (BPE tokenizers)
+                the two lookup tables) + merges * 104 B (BPE, "gpt2", tokenizers)
 """
 
 from __future__ import annotations
@@ -97,7 +97,9 @@ def kv_cache_bytes(
     if shape.sliding_window:
         window_cells = min(cells, _pad(shape.sliding_window * n_seq + n_ubatch, KV_PADDING))
     per_head_cell = (shape.key_length + shape.value_length) * F16_BYTES
-    swa = shape.swa_layers if shape.sliding_window else (False,) * shape.block_count
+    # No per-layer flags: every layer counted full, which errs towards more memory.
+    has_flags = shape.sliding_window and shape.swa_layers
+    swa = shape.swa_layers if has_flags else (False,) * shape.block_count
     return sum(
         (window_cells if is_swa else cells) * kv_heads * per_head_cell
         for kv_heads, is_swa in zip(shape.head_count_kv, swa, strict=True)
@@ -142,7 +144,7 @@ def estimate_memory(
         _BOOTSTRAP_BYTES
         + shape.header_bytes
         + n_vocab * _VOCAB_BYTES_PER_TOKEN
-        + shape.merges_count * _BYTES_PER_MERGE
+        + (shape.merges_count * _BYTES_PER_MERGE if shape.tokenizer_model == "gpt2" else 0)
     )
     return MemoryEstimate(
         context_length=context_length,
