@@ -121,6 +121,11 @@ def _is_url(source: str) -> bool:
     return source.startswith(("https://", "http://"))
 
 
+def _is_bare_host_url(source: str) -> bool:
+    """``http://host`` with nothing after the host yet: a following ``:8080/...`` is its port."""
+    return _is_url(source) and "/" not in source.split("://", 1)[1]
+
+
 def catalog_sources_from_environment() -> list[str]:
     """The paths and URLs IRIS_MODELS_CATALOG names, separated by the OS path separator
     (``:`` on POSIX; a URL's own ``://`` is kept whole)."""
@@ -133,7 +138,7 @@ def catalog_sources_from_environment() -> list[str]:
     for part in value.split(":"):
         if sources and part.startswith("//") and sources[-1] in ("http", "https"):
             sources[-1] = f"{sources[-1]}:{part}"  # "https" + "//host/x.json"
-        elif sources and _is_url(sources[-1]) and part[:1].isdigit():
+        elif sources and _is_bare_host_url(sources[-1]) and part[:1].isdigit():
             sources[-1] = f"{sources[-1]}:{part}"  # a port: "http://host" + "8080/x.json"
         else:
             sources.append(part)

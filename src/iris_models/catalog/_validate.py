@@ -53,16 +53,38 @@ def _inline_refs(node: Any, definitions: dict[str, Any]) -> Any:
 
 
 def parse_json(text: str | bytes, source: str) -> Any:
+    """Strict JSON: UTF-8 only, no NaN or Infinity, and bad depth or number length refused
+    with a CatalogError like any other bad input."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as error:
+            message = f"{source}: not UTF-8 text ({error.reason} at byte {error.start})"
+            raise CatalogError(message, source=source, rule="json") from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as error:
         message = (
             f"{source}: not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
         )
         raise CatalogError(message, source=source, rule="json") from None
-    except UnicodeDecodeError as error:
-        message = f"{source}: not UTF-8 text ({error.reason} at byte {error.start})"
+    except _NotJSON as error:
+        message = f"{source}: not valid JSON: {error.args[0]} is not a JSON number"
         raise CatalogError(message, source=source, rule="json") from None
+    except RecursionError:
+        message = f"{source}: not accepted: the JSON is nested too deeply"
+        raise CatalogError(message, source=source, rule="json") from None
+    except ValueError as error:  # an integer past Python's digit limit
+        message = f"{source}: not accepted: {error}"
+        raise CatalogError(message, source=source, rule="json") from None
+
+
+class _NotJSON(Exception):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJSON(name)  # NaN and Infinity: Python's json accepts them, JSON does not
 
 
 def check_document(document: Any, source: str, *, allow_http: bool = False) -> None:

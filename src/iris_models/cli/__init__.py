@@ -73,11 +73,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._output import run_guarded
 
     args = build_parser().parse_args(argv)
-    if args.offline:
-        import os
+    if not args.offline:
+        return run_guarded(args.handler, args)
+    import os
 
-        os.environ["IRIS_MODELS_OFFLINE"] = "1"
-    return run_guarded(args.handler, args)
+    # For this command only: main() also runs in-process (tests, embedding applications).
+    previous = os.environ.get("IRIS_MODELS_OFFLINE")
+    os.environ["IRIS_MODELS_OFFLINE"] = "1"
+    try:
+        return run_guarded(args.handler, args)
+    finally:
+        if previous is None:
+            del os.environ["IRIS_MODELS_OFFLINE"]
+        else:
+            os.environ["IRIS_MODELS_OFFLINE"] = previous
 
 
 if __name__ == "__main__":
