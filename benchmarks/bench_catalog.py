@@ -29,12 +29,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from _tables import format_table
+from _timing import median_ms
 
 TARGET_COLD_MS = 50.0
 TARGET_LOAD_MS = 300.0
@@ -59,17 +59,6 @@ document = json.loads(open({bundled!r}, "rb").read())
 models = [entry for group in document["models"].values() for entry in group]
 assert models
 """
-
-
-def median_ms(work: Callable[[], Any], runs: int, *, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        work()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        work()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def cold_ms(body: str, runs: int) -> float:

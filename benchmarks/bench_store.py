@@ -25,7 +25,6 @@ import os
 import random
 import shutil
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -34,23 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from _tables import format_table
+from _timing import median_ms
 from iris_models.store import Store
 
 TARGET_LIST_MS = 100.0
 TARGET_PLAN_MS = 50.0
 TARGET_USE_MS = 2.0
 SAMPLE = Path(__file__).resolve().parent.parent / "src" / "iris_models" / "data" / "sample.gguf"
-
-
-def median_ms(work: Callable[[], Any], runs: int, *, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        work()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        work()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def build_store(root: Path, count: int) -> Store:

@@ -1,0 +1,21 @@
+"""Timing a piece of work the way the benchmarks report it: the median of several runs after
+a warm-up, in milliseconds. Imported as a sibling module: the benchmarks run as scripts from
+this folder."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def median_ms(work: Callable[[], Any], runs: int, *, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        work()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        work()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
