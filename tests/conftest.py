@@ -1,12 +1,15 @@
-"""Shared fixtures: the opt-in real model, and the hypothesis profile for CI."""
+"""Shared fixtures: the opt-in real model, a loopback HTTP server, an environment without the
+developer's network and catalog settings, and the hypothesis profile for CI."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from tests.servers.http_server import HTTPTestServer
 
 # CI runs hypothesis without deadlines (shared 2-core machines stall unpredictably).
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -43,3 +46,24 @@ def _isolated_cache(
     """Every test gets its own cache folder, so cached probe results never leak between tests
     or from the developer's own cache."""
     monkeypatch.setenv("IRIS_MODELS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+NETWORK_SETTINGS = (
+    "IRIS_MODELS_CATALOG", "IRIS_MODELS_OFFLINE", "IRIS_MODELS_ALLOW_HTTP", "HF_HUB_OFFLINE",
+    "HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HTTP_PROXY", "HTTPS_PROXY",
+    "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
+)  # fmt: skip
+
+
+@pytest.fixture
+def clean_network_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own catalog, offline, Hugging Face and proxy settings stay out."""
+    for name in NETWORK_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def server() -> Iterator[HTTPTestServer]:
+    """A real HTTP/1.1 server on 127.0.0.1 (tests/servers/http_server.py)."""
+    with HTTPTestServer() as running:
+        yield running

@@ -40,22 +40,8 @@ GEMMA_URL = (
 )
 SPEC_IDS = ["tinyllama-1.1b-q4_0", "phi-3-mini-4k-q4_k_m", "llama-3.2-3b-q4_k_m",
             "all-minilm-l6-v2-q8_0", "llama-guard-3-8b-q4_0"]  # fmt: skip
-SETTINGS = ("IRIS_MODELS_CATALOG", "IRIS_MODELS_OFFLINE", "IRIS_MODELS_ALLOW_HTTP",
-            "HF_HUB_OFFLINE", "HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HTTP_PROXY",
-            "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")  # fmt: skip
 
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The developer's own catalog, offline, Hugging Face and proxy settings stay out."""
-    for name in SETTINGS:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def server() -> Iterator[HTTPTestServer]:
-    with HTTPTestServer() as running:
-        yield running
+pytestmark = pytest.mark.usefixtures("clean_network_environment")
 
 
 def simple_entry(model_id: str, *, type: str = "llm", **fields: Any) -> dict[str, Any]:

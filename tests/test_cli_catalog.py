@@ -13,11 +13,12 @@ from tests.servers.http_server import HTTPTestServer
 
 GEMMA = "gemma-3-270m-q4_k_m"
 
+pytestmark = pytest.mark.usefixtures("clean_network_environment")
+
 
 @pytest.fixture(autouse=True)
 def _no_network_by_accident(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("IRIS_MODELS_HOME", str(tmp_path / "store"))
-    monkeypatch.delenv("IRIS_MODELS_CATALOG", raising=False)
 
 
 def user_catalog(path: Path, model_id: str = "my-model") -> Path:
@@ -131,37 +132,38 @@ def test_catalog_validate_exit_status_and_json(
 
 
 def test_catalog_refresh_reports_each_source(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    server: HTTPTestServer,
 ) -> None:
     monkeypatch.setenv("IRIS_MODELS_ALLOW_HTTP", "1")
     body = user_catalog(tmp_path / "remote.json", "remote-model").read_bytes()
-    with HTTPTestServer() as server:
-        url = server.serve("/catalog.json", body, etag='"v1"')
-        status, out, _ = run_cli(capsys, "--catalog", url, "catalog", "refresh", "--json")
-        assert status == 0
-        report = json.loads(out)
-        assert report["sources"][-1]["outcome"] == "updated"
-        server.serve("/catalog.json", b"", status=500)
-        status, out, _ = run_cli(capsys, "--catalog", url, "catalog", "refresh", "--json")
-        assert status == 1  # the fetch failed; the cached copy was used
-        assert json.loads(out)["sources"][-1]["outcome"] == "stale"
-        before = server.count()
-        status, out, _ = run_cli(capsys, "--offline", "--catalog", url, "list", "--json")
-        assert status == 0
-        assert "remote-model" in {model["id"] for model in json.loads(out)}
-        assert server.count() == before
+    url = server.serve("/catalog.json", body, etag='"v1"')
+    status, out, _ = run_cli(capsys, "--catalog", url, "catalog", "refresh", "--json")
+    assert status == 0
+    report = json.loads(out)
+    assert report["sources"][-1]["outcome"] == "updated"
+    server.serve("/catalog.json", b"", status=500)
+    status, out, _ = run_cli(capsys, "--catalog", url, "catalog", "refresh", "--json")
+    assert status == 1  # the fetch failed; the cached copy was used
+    assert json.loads(out)["sources"][-1]["outcome"] == "stale"
+    before = server.count()
+    status, out, _ = run_cli(capsys, "--offline", "--catalog", url, "list", "--json")
+    assert status == 0
+    assert "remote-model" in {model["id"] for model in json.loads(out)}
+    assert server.count() == before
 
 
 def test_inspect_url_reads_only_the_header(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, server: HTTPTestServer
 ) -> None:
     path = tiny_gguf(tmp_path / "tiny.gguf", "tiny")
-    with HTTPTestServer() as server:
-        url = server.serve("/tiny.gguf", path.read_bytes())
-        status, out, err = run_cli(capsys, "inspect", url, "--json")
-        assert status == 0, err
-        assert json.loads(out)["summary"]["n_tensors"] >= 1
-        assert all("range" in request.headers for request in server.requests("/tiny.gguf"))
+    url = server.serve("/tiny.gguf", path.read_bytes())
+    status, out, err = run_cli(capsys, "inspect", url, "--json")
+    assert status == 0, err
+    assert json.loads(out)["summary"]["n_tensors"] >= 1
+    assert all("range" in request.headers for request in server.requests("/tiny.gguf"))
 
 
 def test_inspect_url_offline_is_one_line_error(

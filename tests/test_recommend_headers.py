@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,22 +20,7 @@ from iris_models.errors import GGUFError, NetworkError, OfflineError
 from iris_models.recommend import cached_shape, fetch_header, fetch_shape
 from iris_models.shape import ModelShape
 
-SETTINGS = ("IRIS_MODELS_OFFLINE", "HF_HUB_OFFLINE", "HF_ENDPOINT", "HF_TOKEN",
-            "HUGGING_FACE_HUB_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy",
-            "https_proxy", "all_proxy")  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The developer's offline, Hugging Face and proxy settings stay out."""
-    for name in SETTINGS:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def server() -> Iterator[HTTPTestServer]:
-    with HTTPTestServer() as running:
-        yield running
+pytestmark = pytest.mark.usefixtures("clean_network_environment")
 
 
 TOKENS = [f"token{i:06d}" for i in range(20_000)]
