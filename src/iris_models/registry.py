@@ -204,8 +204,9 @@ class Registry:
         from .errors import GGUFError, NetworkError
         from .recommend import recommend
 
+        models = self.models(type)
         shapes: dict[str, tuple[ModelShape, str]] = {}
-        for model in self.models(type):
+        for model in models:
             try:
                 known = self.model_shape(model, fetch=fetch_headers)
             except (NetworkError, GGUFError, ValueError):
@@ -213,7 +214,7 @@ class Registry:
             if known is not None:
                 shapes[model.id] = known
         return recommend(
-            self.models(type),
+            models,
             device if device is not None else self.device,
             context_length=context_length,
             shapes=shapes,

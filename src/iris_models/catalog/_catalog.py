@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, Any
 from .._paths import cache_root
 from ..errors import CatalogConflictError, CatalogError, UnknownModelError
 from ._model import Category, ModelDescriptor, ModelType, descriptor_from_entry
+from ._remote import DEFAULT_MAX_AGE_S, RemoteStatus, load_remote
 from ._validate import check_document, parse_json
 
 if TYPE_CHECKING:
     import httpx
-
-    from ._remote import RemoteStatus
 
 __all__ = [
     "BUNDLED",
@@ -216,7 +215,7 @@ def load_catalog(
     bundled: bool = True,
     environment: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
-    max_age_s: float | None = None,
+    max_age_s: float = DEFAULT_MAX_AGE_S,
     refresh: bool = False,
     allow_http: bool | None = None,
     client: httpx.Client | None = None,
@@ -250,12 +249,10 @@ def load_catalog(
                     f"{ENV_ALLOW_HTTP}=1 (or allow_http=True) for a local server"
                 )
                 raise CatalogError(message, source=source, rule="https-only")
-            from ._remote import DEFAULT_MAX_AGE_S, load_remote  # only when a URL is given
-
             document, status = load_remote(
                 source,
                 cache_dir=cache_root(cache_dir),
-                max_age_s=DEFAULT_MAX_AGE_S if max_age_s is None else max_age_s,
+                max_age_s=max_age_s,
                 force=refresh,
                 allow_http=permit_http,
                 client=client,

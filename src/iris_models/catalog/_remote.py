@@ -4,7 +4,6 @@ A fetched catalog replaces the cached copy only after it has passed validation."
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -47,6 +46,8 @@ class RemoteStatus:
 
 
 def _cache_paths(cache_dir: Path, url: str) -> tuple[Path, Path]:
+    import hashlib  # here, not at import: loading only local catalogs never needs it
+
     key = hashlib.sha256(url.encode()).hexdigest()[:24]
     folder = cache_dir / "catalogs"
     return folder / f"{key}.json", folder / f"{key}.meta.json"

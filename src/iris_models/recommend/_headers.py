@@ -108,7 +108,6 @@ def _fetch(client: httpx.Client, url: str, first_bytes: int, max_bytes: int) -> 
                     header_length = response.headers.get("Content-Length")
                     file_size = int(header_length) if header_length else None
                     etag = response.headers.get("ETag")
-                    buffer.clear()
                     return _parse_stream(response, url, file_size, etag, max_bytes, requests)
         except httpx.HTTPError as error:
             raise _http.network_error(error, url) from None
@@ -123,12 +122,20 @@ def _fetch(client: httpx.Client, url: str, first_bytes: int, max_bytes: int) -> 
             if requests >= MAX_REQUESTS:
                 message = f"{url}: the header was not complete after {requests} requests"
                 raise NetworkError(message, url=url) from None
-            want = max(error.bytes_needed, 2 * len(buffer))
-            if want > max_bytes:
-                message = f"{url}: the GGUF header is over {max_bytes >> 20} MiB; not fetched"
-                raise GGUFError(message, path=url) from None
+            want = _next_fetch_end(error, len(buffer), max_bytes, url)
             continue
         return RemoteHeader(model, url, file_size, etag, len(buffer), requests)
+
+
+def _next_fetch_end(error: GGUFNeedMoreDataError, have: int, max_bytes: int, url: str) -> int:
+    """How far the next round reads: at least what the parser needs, at least twice what is
+    in hand (so a large vocabulary costs a few rounds, not one per token), at most
+    `max_bytes`."""
+    want = max(error.bytes_needed, 2 * have)
+    if want > max_bytes:
+        message = f"{url}: the GGUF header is over {max_bytes >> 20} MiB; not fetched"
+        raise GGUFError(message, path=url) from None
+    return want
 
 
 def _parse_stream(
@@ -150,10 +157,7 @@ def _parse_stream(
         try:
             model = gguf.parse(bytes(buffer), file_size=file_size, name=url)
         except GGUFNeedMoreDataError as error:
-            want = max(error.bytes_needed, 2 * len(buffer))
-            if want > max_bytes:
-                message = f"{url}: the GGUF header is over {max_bytes >> 20} MiB; not fetched"
-                raise GGUFError(message, path=url) from None
+            want = _next_fetch_end(error, len(buffer), max_bytes, url)
             continue
         return RemoteHeader(model, url, file_size, etag, len(buffer), requests)
     model = gguf.parse(bytes(buffer), file_size=file_size or len(buffer), name=url)
