@@ -3,6 +3,7 @@ sources, and remote catalogs with their ETag cache, against a real local HTTP se
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -10,6 +11,7 @@ import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
@@ -30,6 +32,7 @@ from iris_models.catalog import (
     load_schema,
     read_catalog,
 )
+from iris_models.catalog._model import split_url
 
 BUNDLED_PATH = Path(catalog.__file__).with_name("models.json")
 VALID_PATH = Path(__file__).parent / "fixtures" / "catalog" / "valid.json"
@@ -250,6 +253,34 @@ def test_valid_document_used_by_the_refusal_cases_is_accepted(tmp_path: Path):
     assert rich.shape.head_count_kv == (4, 2)
     assert models[1].sha256 == "sha256:" + "3" * 64
     assert categories[ModelType.LLM].name == "Language Models"
+
+
+def test_descriptors_built_for_speed_equal_ones_built_field_by_field():
+    """The catalog builds its values without their __init__ (see _model._checked); a
+    normal construction from the same fields must give equal values, every field present."""
+    models = read_catalog(VALID_PATH)[0] + read_catalog(BUNDLED_PATH)[0]
+    for model in models:
+        assert dataclasses.replace(model) == model
+        assert dataclasses.replace(model.requirements) == model.requirements
+        for spec in model.files:
+            assert dataclasses.replace(spec) == spec
+
+
+URL_TEXT = st.text(st.characters(blacklist_categories=("Zs", "Cc")), max_size=20)
+
+
+@given(
+    st.sampled_from(["https", "http", "hf", "file", "HTTPS"]),
+    URL_TEXT.filter(lambda text: not any(mark in text for mark in "/?#")),
+    URL_TEXT,
+)
+def test_split_url_agrees_with_urlsplit_on_catalog_urls(scheme: str, host: str, rest: str):
+    url = f"{scheme}://{host}{rest}"
+    try:
+        expected = urlsplit(url)
+    except ValueError:  # a malformed IPv6 host: urlsplit raises, split_url need not
+        return
+    assert split_url(url) == (expected.scheme, expected.netloc, expected.path)
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
 APP_NAME = "iris-models"
 
 
@@ -18,6 +16,8 @@ def store_root(explicit: str | os.PathLike[str] | None = None) -> Path:
     home = os.environ.get("IRIS_MODELS_HOME")
     if home:
         return Path(home)
+    import platformdirs  # here: 5 ms of every start-up, needed only without the variable
+
     return platformdirs.user_data_path(APP_NAME, appauthor=False)
 
 
@@ -29,4 +29,6 @@ def cache_root(explicit: str | os.PathLike[str] | None = None) -> Path:
     cache = os.environ.get("IRIS_MODELS_CACHE_DIR")
     if cache:
         return Path(cache)
+    import platformdirs
+
     return platformdirs.user_cache_path(APP_NAME, appauthor=False)

@@ -10,9 +10,12 @@ beside the bundled ``models.json``); :func:`read_catalog` validates one file.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ..errors import CatalogConflictError, CatalogError, UnknownModelError
 from ._catalog import (
     BUNDLED,
+    DEFAULT_MAX_AGE_S,
     ENV_ALLOW_HTTP,
     ENV_CATALOG,
     Catalog,
@@ -30,8 +33,21 @@ from ._model import (
     Performance,
     parse_parameter_count,
 )
-from ._remote import DEFAULT_MAX_AGE_S, RemoteStatus
 from ._validate import load_schema
+
+if TYPE_CHECKING:
+    from ._remote import RemoteStatus
+
+
+def __getattr__(name: str) -> Any:
+    # RemoteStatus lives with the HTTP code, imported only when a remote catalog is used.
+    if name == "RemoteStatus":
+        from ._remote import RemoteStatus
+
+        return RemoteStatus
+    message = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(message)
+
 
 __all__ = [
     "BUNDLED",

@@ -4,21 +4,26 @@ A later source that gives the same file of the same id a different digest is an 
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._gc import collector_paused
 from .._paths import cache_root
 from ..errors import CatalogConflictError, CatalogError, UnknownModelError
-from ._model import Category, ModelDescriptor, ModelType, descriptor_from_entry
-from ._remote import DEFAULT_MAX_AGE_S, RemoteStatus, load_remote
-from ._validate import check_document, parse_json
+from ._model import Category, ModelDescriptor, ModelType, descriptor_from_wire
+from ._validate import validated_catalog
+from ._wire import WireCatalog
 
 if TYPE_CHECKING:
     import httpx
+
+    from ._remote import RemoteStatus
+
+# How long a fetched remote catalog is used before it is revalidated.
+DEFAULT_MAX_AGE_S = 24 * 3600.0
 
 __all__ = [
     "BUNDLED",
@@ -101,6 +106,8 @@ class Catalog:
         model = self._by_key.get(model_id.lower())
         if model is not None:
             return model
+        import difflib  # here: only a miss needs it, and every start-up would pay for it
+
         close = difflib.get_close_matches(model_id, list(self._models), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         message = (
@@ -154,36 +161,33 @@ def read_catalog(
     except OSError as error:
         message = f"cannot read catalog {name!r}: {error.strerror or error}"
         raise CatalogError(message, source=name) from None
-    document = parse_json(data, name)
-    check_document(document, name, allow_http=_allow_http(allow_http))
-    return _descriptors(document, name)
+    with collector_paused():
+        catalog = validated_catalog(data, name, allow_http=_allow_http(allow_http))
+        return _descriptors(catalog, name)
 
 
 def _descriptors(
-    document: Mapping[str, Any], source: str
+    catalog: WireCatalog, source: str
 ) -> tuple[list[ModelDescriptor], dict[ModelType, Category]]:
     models = [
-        descriptor_from_entry(entry, source)
-        for entries in document["models"].values()
-        for entry in entries
+        descriptor_from_wire(entry, source) for _, entries in catalog.groups() for entry in entries
     ]
-    categories = {
-        ModelType(kind): Category(
-            name=info["name"],
-            description=info.get("description", ""),
-            icon=info.get("icon", ""),
-        )
-        for kind, info in document.get("categories", {}).items()
-    }
+    categories = {}
+    if catalog.categories is not None:
+        for kind in ModelType:
+            info = getattr(catalog.categories, kind.value)
+            if info is not None:
+                categories[kind] = Category(
+                    name=info.name,
+                    description=info.description or "",
+                    icon=info.icon or "",
+                )
     return models, categories
 
 
 def _bundled() -> tuple[list[ModelDescriptor], dict[ModelType, Category]]:
-    # The bundled file is checked against the schema by the test suite and ships inside
-    # the package, like its code; it is parsed here without the schema pass so that
-    # opening a Registry stays cheap.
-    text = (Path(__file__).parent / "models.json").read_bytes()  # importlib.resources: +30 ms
-    return _descriptors(parse_json(text, BUNDLED), BUNDLED)
+    data = (Path(__file__).parent / "models.json").read_bytes()  # importlib.resources: +30 ms
+    return _descriptors(validated_catalog(data, BUNDLED), BUNDLED)
 
 
 def _merge(merged: dict[str, ModelDescriptor], models: Sequence[ModelDescriptor]) -> None:
@@ -249,7 +253,9 @@ def load_catalog(
                     f"{ENV_ALLOW_HTTP}=1 (or allow_http=True) for a local server"
                 )
                 raise CatalogError(message, source=source, rule="https-only")
-            document, status = load_remote(
+            from ._remote import load_remote  # here: a local-only start-up never needs HTTP
+
+            remote, status = load_remote(
                 source,
                 cache_dir=cache_root(cache_dir),
                 max_age_s=max_age_s,
@@ -257,10 +263,11 @@ def load_catalog(
                 allow_http=permit_http,
                 client=client,
             )
-            if document is None:
+            if remote is None:
                 reports.append(SourceReport(source, 0, status))
                 continue
-            models, found = _descriptors(document, source)
+            with collector_paused():
+                models, found = _descriptors(remote, source)
         else:
             models, found = read_catalog(source, allow_http=permit_http)
         _merge(merged, models)

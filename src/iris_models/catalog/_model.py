@@ -7,10 +7,14 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import unquote
+
+import msgspec
 
 from ..shape import ModelShape
+from ._wire import WireModel
 
 if TYPE_CHECKING:
     from ..device import DeviceClass
@@ -75,8 +79,10 @@ class Performance:
     power_consumption: str = "UNKNOWN"
     thermal_profile: str = "UNKNOWN"
 
-    def prior(self, backend: str, device_class: DeviceClass) -> float | None:
-        return self.tokens_per_second.get(backend, {}).get(device_class.value)
+    def prior(self, backend: str, device_class: DeviceClass | str) -> float | None:
+        """The catalog's figure for `backend` on a device class (a member or its name: the
+        class is a str enum, so either finds the entry)."""
+        return self.tokens_per_second.get(backend, {}).get(device_class)
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,9 @@ class ModelDescriptor:
     def sha256(self) -> str | None:
         return self.files[0].sha256
 
-    @property
+    # Cached: ranking a large catalog reads these for every model, and the descriptor is
+    # frozen, so they cannot go stale.
+    @cached_property
     def parameters(self) -> int | None:
         """The parameter count as a number: exact from the header facts, else parsed from
         the catalog's ``parameterCount`` label."""
@@ -126,7 +134,7 @@ class ModelDescriptor:
             return self.shape.parameter_count
         return parse_parameter_count(self.parameter_count)
 
-    @property
+    @cached_property
     def total_size_bytes(self) -> int | None:
         """The bytes of all files, or None when one size is not known."""
         sizes = [spec.size_bytes for spec in self.files]
@@ -165,77 +173,103 @@ def parse_parameter_count(label: str | None) -> int | None:
     return round(float(match.group(1)) * _SCALE[match.group(2)])
 
 
-def descriptor_from_entry(entry: Mapping[str, Any], source: str) -> ModelDescriptor:
-    """A descriptor from one validated catalog entry."""
-    requirements = entry["deviceRequirements"]
-    performance = entry.get("performance")
-    block = entry.get("gguf")
-    return ModelDescriptor(
-        id=entry["id"],
-        name=entry["name"],
-        type=ModelType(entry["type"]),
-        requirements=DeviceRequirements(
-            min_ram_bytes=requirements["minRAM"],
-            recommended_ram_bytes=requirements.get("recommendedRAM"),
-            min_android_api=requirements.get("minAndroidVersion"),
-            supported_backends=tuple(requirements.get("supportedBackends", ())),
-            device_classes=tuple(requirements.get("deviceClass", ())),
+_D = TypeVar("_D")
+
+
+def _checked(cls: type[_D], **values: Any) -> _D:
+    """`cls(**values)` for values already checked, at a third of the cost: a frozen
+    dataclass's __init__ sets each field through object.__setattr__, which was a third of
+    building a 10,000-model catalog. Every field must be given (the tests compare the
+    result with a normal construction, field by field)."""
+    instance = object.__new__(cls)
+    instance.__dict__.update(values)
+    return instance
+
+
+def descriptor_from_wire(entry: WireModel, source: str) -> ModelDescriptor:
+    """A descriptor from one checked catalog entry."""
+    requirements = entry.device_requirements
+    performance = entry.performance
+    block = entry.gguf
+    return _checked(
+        ModelDescriptor,
+        id=entry.id,
+        name=entry.name,
+        type=_TYPES[entry.type],
+        requirements=_checked(
+            DeviceRequirements,
+            min_ram_bytes=requirements.min_ram,
+            recommended_ram_bytes=requirements.recommended_ram,
+            min_android_api=requirements.min_android_version,
+            supported_backends=tuple(requirements.supported_backends or ()),
+            device_classes=tuple(requirements.device_class or ()),
         ),
         files=entry_files(entry),
-        description=entry.get("description", ""),
-        parameter_count=entry.get("parameterCount"),
-        quantization=entry.get("quantization"),
-        file_size_bytes=entry.get("fileSize"),
-        file_size_approximate=entry.get("fileSizeApproximate", False),
-        context_size=entry.get("contextSize"),
-        vocab_size=entry.get("vocabSize"),
-        dimensions=entry.get("dimensions"),
-        max_sequence_length=entry.get("maxSequenceLength"),
-        capabilities=tuple(entry.get("capabilities", ())),
-        license=entry.get("license"),
-        architecture=entry.get("architecture"),
-        verified=entry.get("verified", False),
-        notes=entry.get("notes", ""),
+        description=entry.description,
+        parameter_count=entry.parameter_count,
+        quantization=entry.quantization,
+        file_size_bytes=entry.file_size,
+        file_size_approximate=entry.file_size_approximate,
+        context_size=entry.context_size,
+        vocab_size=entry.vocab_size,
+        dimensions=entry.dimensions,
+        max_sequence_length=entry.max_sequence_length,
+        capabilities=tuple(entry.capabilities or ()),
+        license=entry.license,
+        architecture=entry.architecture,
+        verified=entry.verified,
+        notes=entry.notes,
         performance=None
         if performance is None
         else Performance(
-            tokens_per_second=performance.get("tokensPerSecond", {}),
-            power_consumption=performance.get("powerConsumption", "UNKNOWN"),
-            thermal_profile=performance.get("thermalProfile", "UNKNOWN"),
+            # Literal backend and class names are str keys; Mapping's key type is invariant.
+            tokens_per_second=cast(TokenTable, performance.tokens_per_second or {}),
+            power_consumption=performance.power_consumption or "UNKNOWN",
+            thermal_profile=performance.thermal_profile or "UNKNOWN",
         ),
-        shape=ModelShape.from_catalog(block) if block is not None else None,
+        # The block's JSON form (camelCase, absent fields left out), as the shape reads it.
+        shape=None if block is None else ModelShape.from_catalog(msgspec.to_builtins(block)),
         source=source,
     )
 
 
-def entry_files(entry: Mapping[str, Any]) -> tuple[ModelFileSpec, ...]:
+TokenTable = Mapping[str, Mapping[str, float]]
+_TYPES = {member.value: member for member in ModelType}
+
+
+def entry_files(entry: WireModel) -> tuple[ModelFileSpec, ...]:
     """The entry's files: its ``files`` list, or the one file the specification's
     ``downloadUrl`` / ``sha256`` / ``fileSize`` describe."""
-    listed = entry.get("files")
-    if listed:
+    if entry.files is not None:
         return tuple(
-            ModelFileSpec(
-                name=item["name"],
-                url=item["url"],
-                mirrors=tuple(item.get("mirrors", ())),
-                size_bytes=item.get("size"),
-                size_approximate=item.get("sizeApproximate", False),
-                sha256=normalize_sha256(item.get("sha256")),
-                role=item.get("role", "model"),
-                piece_size=item["pieces"]["size"] if "pieces" in item else None,
-                piece_sha256=tuple(item["pieces"]["sha256"]) if "pieces" in item else (),
+            _checked(
+                ModelFileSpec,
+                name=item.name,
+                url=item.url,
+                mirrors=tuple(item.mirrors or ()),
+                size_bytes=item.size,
+                size_approximate=item.size_approximate,
+                sha256=normalize_sha256(item.sha256),
+                role=item.role,
+                piece_size=None if item.pieces is None else item.pieces.size,
+                piece_sha256=() if item.pieces is None else tuple(item.pieces.sha256),
             )
-            for item in listed
+            for item in entry.files
         )
-    url = entry["downloadUrl"]
+    url = entry.download_url
+    assert url is not None  # the checks refuse an entry with neither
     return (
-        ModelFileSpec(
+        _checked(
+            ModelFileSpec,
             name=url_file_name(url),
             url=url,
-            mirrors=tuple(entry.get("mirrors", ())),
-            size_bytes=entry.get("fileSize"),
-            size_approximate=entry.get("fileSizeApproximate", False),
-            sha256=normalize_sha256(entry.get("sha256")),
+            mirrors=tuple(entry.mirrors or ()),
+            size_bytes=entry.file_size,
+            size_approximate=entry.file_size_approximate,
+            sha256=normalize_sha256(entry.sha256),
+            role="model",
+            piece_size=None,
+            piece_sha256=(),
         ),
     )
 
@@ -246,6 +280,20 @@ def normalize_sha256(value: str | None) -> str | None:
     return value if value.startswith("sha256:") else f"sha256:{value}"
 
 
+_URL_PARTS = re.compile(r"([^:/?#]+)://([^/?#]*)([^?#]*)")
+
+
+def split_url(url: str) -> tuple[str, str, str]:
+    """(scheme, host part, path) of a URL, as urlsplit finds them for the URLs a catalog may
+    hold (``scheme://`` then no whitespace), in one regex match: urlsplit costs more per
+    distinct URL (its cache keeps 128) and raises ValueError for a malformed IPv6 host."""
+    match = _URL_PARTS.match(url)
+    if match is None:
+        return "", "", url
+    scheme, host, path = match.groups()
+    return scheme.lower(), host, path
+
+
 def url_file_name(url: str) -> str:
     """The last path segment of a URL, percent-decoded (``.../resolve/main/x.gguf`` -> x.gguf)."""
-    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    return unquote(split_url(url)[2].rpartition("/")[2])

@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _http
 from ..errors import CatalogError, NetworkError
-from ._validate import check_document, parse_json
+from ._catalog import DEFAULT_MAX_AGE_S
+from ._validate import validated_catalog
+from ._wire import WireCatalog
 
 if TYPE_CHECKING:
     import httpx
 
 __all__ = ["DEFAULT_MAX_AGE_S", "MAX_CATALOG_BYTES", "RemoteStatus", "load_remote"]
 
-DEFAULT_MAX_AGE_S = 24 * 3600.0
 MAX_CATALOG_BYTES = 64 << 20
 
 
@@ -55,12 +56,12 @@ def _cache_paths(cache_dir: Path, url: str) -> tuple[Path, Path]:
 
 def _read_cached(
     body_path: Path, meta_path: Path, url: str, allow_http: bool
-) -> tuple[Any, dict[str, Any]] | None:
+) -> tuple[WireCatalog, dict[str, Any]] | None:
     """The cached document and its metadata, or None if absent or no longer valid."""
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        document = parse_json(body_path.read_bytes(), f"cached copy of {url}")
-        check_document(document, f"cached copy of {url}", allow_http=allow_http)
+        source = f"cached copy of {url}"
+        document = validated_catalog(body_path.read_bytes(), source, allow_http=allow_http)
     except (OSError, ValueError):
         return None
     if not isinstance(meta, dict) or meta.get("url") != url:
@@ -89,7 +90,7 @@ def load_remote(
     force: bool = False,
     allow_http: bool = False,
     client: httpx.Client | None = None,
-) -> tuple[Any | None, RemoteStatus]:
+) -> tuple[WireCatalog | None, RemoteStatus]:
     """The catalog document at `url` (None when there is no usable copy) and how it was had.
 
     Never raises for a network or content failure: those become the status, so one bad
@@ -127,7 +128,7 @@ def _fetch(
     *,
     allow_http: bool,
     client: httpx.Client | None,
-) -> tuple[Any, RemoteStatus]:
+) -> tuple[WireCatalog, RemoteStatus]:
     import httpx
 
     headers: dict[str, str] = {"Accept": "application/json"}
@@ -159,8 +160,7 @@ def _fetch(
     finally:
         if own_client:
             active.close()
-    document = parse_json(bytes(body), url)
-    check_document(document, url, allow_http=allow_http)
+    document = validated_catalog(bytes(body), url, allow_http=allow_http)
     now = time.time()
     _write_atomically(body_path, bytes(body))
     meta = {

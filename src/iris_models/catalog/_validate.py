@@ -1,26 +1,32 @@
-"""Checks a catalog document: the JSON Schema shipped beside it (compiled once with
-fastjsonschema), then what a schema cannot say: unique ids, safe file names, HTTPS URLs,
-per-layer lists as long as the model has layers."""
+"""Checks a catalog file: typed decoding against the format the JSON Schema describes (one C
+pass, see _wire.py), then what a schema cannot say: unique ids and items, safe file names,
+HTTPS URLs, per-layer lists as long as the model has layers. A refusal by the typed decoder
+is explained by the JSON Schema itself (compiled with fastjsonschema), naming path and rule."""
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Sequence
 from functools import cache
-from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
+
+import msgspec
 
 from ..errors import CatalogError
+from ._model import split_url, url_file_name
+from ._wire import WireCatalog, WireFile, WireModel, decode_catalog
 
-__all__ = ["SCHEMA_NAME", "check_document", "load_schema", "parse_json"]
+__all__ = ["SCHEMA_NAME", "load_schema", "parse_json", "validated_catalog"]
 
 SCHEMA_NAME = "models.schema.json"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_AT = re.compile(r" - at `\$(.*)`$")
 
 
 def load_schema() -> dict[str, Any]:
+    import json  # here and in parse_json: a valid catalog never needs the json module
+    from importlib import resources
+
     text = (resources.files(__package__) / SCHEMA_NAME).read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
@@ -55,6 +61,8 @@ def _inline_refs(node: Any, definitions: dict[str, Any]) -> Any:
 def parse_json(text: str | bytes, source: str) -> Any:
     """Strict JSON: UTF-8 only, no NaN or Infinity, and bad depth or number length refused
     with a CatalogError like any other bad input."""
+    import json
+
     if isinstance(text, (bytes, bytearray)):
         try:
             text = bytes(text).decode("utf-8")
@@ -87,8 +95,20 @@ def _refuse_constant(name: str) -> Any:
     raise _NotJSON(name)  # NaN and Infinity: Python's json accepts them, JSON does not
 
 
-def check_document(document: Any, source: str, *, allow_http: bool = False) -> None:
-    """Raises CatalogError naming the JSON path and the rule for the first problem found."""
+def validated_catalog(data: bytes, source: str, *, allow_http: bool = False) -> WireCatalog:
+    """The catalog in `data`, checked; raises CatalogError naming the JSON path and the rule
+    for the first problem found."""
+    try:
+        catalog = decode_catalog(data)
+    except (msgspec.DecodeError, ValueError) as error:  # ValueError: bytes that are not UTF-8
+        raise _explain_refusal(data, source, error) from None
+    _check_semantics(catalog, source, allow_http=allow_http)
+    return catalog
+
+
+def _explain_refusal(data: bytes, source: str, refusal: Exception) -> CatalogError:
+    """The error for a document the typed decoder refused, in the JSON Schema's words."""
+    document = parse_json(data, source)  # raises for anything that is not strict JSON
     import fastjsonschema
 
     try:
@@ -97,71 +117,102 @@ def check_document(document: Any, source: str, *, allow_http: bool = False) -> N
         path = str(error.name).removeprefix("data").lstrip(".")
         what = str(error.message).removeprefix(str(error.name)).strip()
         message = f"{source}: {path or 'the document'}: {what} (schema rule: {error.rule})"
-        raise CatalogError(message, source=source, json_path=path, rule=error.rule) from None
-    _check_semantics(document, source, allow_http=allow_http)
+        return CatalogError(message, source=source, json_path=path, rule=error.rule)
+    # The schema took what the decoder did not (it is stricter about numbers: 1.0 is no
+    # integer here). Still refused, in the decoder's words.
+    text = str(refusal)
+    found = _AT.search(text)
+    path = found.group(1).lstrip(".") if found else ""
+    what = text[: found.start()] if found else text
+    message = f"{source}: {path or 'the document'}: {what} (rule: type)"
+    return CatalogError(message, source=source, json_path=path, rule="type")
 
 
 def _fail(source: str, path: str, what: str, rule: str) -> CatalogError:
     return CatalogError(f"{source}: {path}: {what}", source=source, json_path=path, rule=rule)
 
 
-def _entries(document: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
-    for group, entries in document["models"].items():
+def _check_semantics(catalog: WireCatalog, source: str, *, allow_http: bool) -> None:
+    seen: dict[str, tuple[str, int]] = {}
+    for group, entries in catalog.groups():
         for index, entry in enumerate(entries):
-            yield group, f"models.{group}[{index}]", entry
+            if entry.type != group:
+                what = f"a model of type {entry.type!r} is listed under {group!r}"
+                raise _fail(source, f"{_where(group, index)}.type", what, "type-matches-group")
+            key = entry.id.lower()  # the store compares ids without regard to case
+            if key in seen:
+                what = f"duplicate model id {entry.id!r} (first at {_where(*seen[key])})"
+                raise _fail(source, f"{_where(group, index)}.id", what, "unique-id")
+            seen[key] = (group, index)
+            _check_entry(entry, group, index, source, allow_http=allow_http)
 
 
-def _check_semantics(document: Mapping[str, Any], source: str, *, allow_http: bool) -> None:
-    seen: dict[str, str] = {}
-    for group, path, entry in _entries(document):
-        if entry["type"] != group:
-            what = f"a model of type {entry['type']!r} is listed under {group!r}"
-            raise _fail(source, f"{path}.type", what, "type-matches-group")
-        key = entry["id"].lower()  # the store compares ids without regard to case
-        if key in seen:
-            what = f"duplicate model id {entry['id']!r} (first at {seen[key]})"
-            raise _fail(source, f"{path}.id", what, "unique-id")
-        seen[key] = path
-        _check_entry(entry, path, source, allow_http=allow_http)
+def _where(group: str, index: int) -> str:
+    """An entry's JSON path, written only for an error: 10,000 entries are mostly fine."""
+    return f"models.{group}[{index}]"
 
 
-def _check_entry(entry: Mapping[str, Any], path: str, source: str, *, allow_http: bool) -> None:
-    files = entry.get("files")
-    if files and "downloadUrl" in entry:
+def _repeats(items: Sequence[str] | None) -> bool:
+    return items is not None and len(set(items)) != len(items)
+
+
+def _check_entry(
+    entry: WireModel, group: str, index: int, source: str, *, allow_http: bool
+) -> None:
+    requirements = entry.device_requirements
+    for items, name in (
+        (entry.capabilities, "capabilities"),
+        (requirements.supported_backends, "deviceRequirements.supportedBackends"),
+        (requirements.device_class, "deviceRequirements.deviceClass"),
+    ):
+        if _repeats(items):
+            path = f"{_where(group, index)}.{name}"
+            message = f"{source}: {path}: must contain unique items (schema rule: uniqueItems)"
+            raise CatalogError(message, source=source, json_path=path, rule="uniqueItems")
+    files = entry.files
+    url = entry.download_url
+    if files is not None and url is not None:
         what = "give either downloadUrl or files, not both"
-        raise _fail(source, path, what, "one-file-list")
-    if not files and "downloadUrl" not in entry:
-        what = "a model needs a downloadUrl or a files list"
-        raise _fail(source, path, what, "has-source")
-    if files:
-        names: set[str] = set()
-        for index, item in enumerate(files):
-            item_path = f"{path}.files[{index}]"
-            _check_file_name(item["name"], f"{item_path}.name", source)
-            if item["name"] in names:
-                what = f"file name {item['name']!r} appears twice"
-                raise _fail(source, f"{item_path}.name", what, "unique-file-name")
-            names.add(item["name"])
-            _check_urls(item, item_path, source, allow_http=allow_http)
-    else:
-        from ._model import url_file_name
-
-        url = entry["downloadUrl"]
+        raise _fail(source, _where(group, index), what, "one-file-list")
+    if files is None:
+        if url is None:
+            what = "a model needs a downloadUrl or a files list"
+            raise _fail(source, _where(group, index), what, "has-source")
+        path = _where(group, index)
         _check_file_name(url_file_name(url), f"{path}.downloadUrl", source)
-        _check_urls(entry, path, source, allow_http=allow_http, key="downloadUrl")
-    requirements = entry["deviceRequirements"]
-    recommended = requirements.get("recommendedRAM")
-    if recommended is not None and recommended < requirements["minRAM"]:
-        what = f"recommendedRAM {recommended} is below minRAM {requirements['minRAM']}"
-        raise _fail(source, f"{path}.deviceRequirements", what, "recommended-at-least-min")
-    block = entry.get("gguf")
+        _check_urls(url, entry.mirrors, path, "downloadUrl", source, allow_http=allow_http)
+    else:
+        names: set[str] = set()
+        for number, item in enumerate(files):
+            path = f"{_where(group, index)}.files[{number}]"
+            _check_file(item, path, names, source, allow_http=allow_http)
+    recommended = requirements.recommended_ram
+    if recommended is not None and recommended < requirements.min_ram:
+        what = f"recommendedRAM {recommended} is below minRAM {requirements.min_ram}"
+        path = f"{_where(group, index)}.deviceRequirements"
+        raise _fail(source, path, what, "recommended-at-least-min")
+    block = entry.gguf
     if block is not None:
-        blocks = block["blockCount"]
-        for name in ("headCountKv", "slidingWindowLayers"):
-            value = block.get(name)
-            if isinstance(value, list) and len(value) != blocks:
-                what = f"{len(value)} entries for {blocks} layers (blockCount)"
-                raise _fail(source, f"{path}.gguf.{name}", what, "one-per-layer")
+        layers = block.block_count
+        for name, value in (
+            ("headCountKv", block.head_count_kv),
+            ("slidingWindowLayers", block.sliding_window_layers),
+        ):
+            if isinstance(value, list) and len(value) != layers:
+                what = f"{len(value)} entries for {layers} layers (blockCount)"
+                path = f"{_where(group, index)}.gguf.{name}"
+                raise _fail(source, path, what, "one-per-layer")
+
+
+def _check_file(
+    item: WireFile, path: str, names: set[str], source: str, *, allow_http: bool
+) -> None:
+    _check_file_name(item.name, f"{path}.name", source)
+    if item.name in names:
+        what = f"file name {item.name!r} appears twice"
+        raise _fail(source, f"{path}.name", what, "unique-file-name")
+    names.add(item.name)
+    _check_urls(item.url, item.mirrors, path, "url", source, allow_http=allow_http)
 
 
 def _check_file_name(name: str, path: str, source: str) -> None:
@@ -183,20 +234,27 @@ def _check_file_name(name: str, path: str, source: str) -> None:
 
 
 def _check_urls(
-    item: Mapping[str, Any], path: str, source: str, *, allow_http: bool, key: str = "url"
+    url: str,
+    mirrors: Sequence[str] | None,
+    path: str,
+    key: str,
+    source: str,
+    *,
+    allow_http: bool,
 ) -> None:
-    for where, url in [(f"{path}.{key}", item[key])] + [
-        (f"{path}.mirrors[{index}]", mirror) for index, mirror in enumerate(item.get("mirrors", ()))
-    ]:
-        parts = urlsplit(url)
-        if parts.scheme in ("http", "file") and not allow_http:
+    located = [(f"{path}.{key}", url)]
+    if mirrors is not None:
+        located += [(f"{path}.mirrors[{index}]", mirror) for index, mirror in enumerate(mirrors)]
+    for where, each in located:
+        scheme, host, url_path = split_url(each)
+        if scheme in ("http", "file") and not allow_http:
             what = (
-                f"{parts.scheme}:// URL {url!r} is not allowed: use https (or allow plain "
+                f"{scheme}:// URL {each!r} is not allowed: use https (or allow plain "
                 "URLs with IRIS_MODELS_ALLOW_HTTP=1 / allow_http=True for a local mirror)"
             )
             raise _fail(source, where, what, "https-only")
-        if parts.scheme != "file" and not parts.netloc:
-            raise _fail(source, where, f"URL {url!r} names no host", "url-has-host")
-        if parts.scheme == "hf" and parts.path.count("/") < 2:
-            what = f"hf:// URL {url!r} must be hf://owner/repo[@revision]/path/to/file"
+        if scheme != "file" and not host:
+            raise _fail(source, where, f"URL {each!r} names no host", "url-has-host")
+        if scheme == "hf" and url_path.count("/") < 2:
+            what = f"hf:// URL {each!r} must be hf://owner/repo[@revision]/path/to/file"
             raise _fail(source, where, what, "hf-url-form")

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from .._gc import collector_paused
 from ..catalog import ModelDescriptor
 from ..device import DeviceProfile
 from ..shape import ModelShape
 from ._assess import (
     DEFAULT_CONTEXT,
     Category,
+    DeviceFacts,
     Fit,
     Recommendation,
     assess,
@@ -31,6 +33,7 @@ from ._speed import SpeedEstimate, estimate_speed
 __all__ = [
     "DEFAULT_CONTEXT",
     "Category",
+    "DeviceFacts",
     "Fit",
     "MemoryEstimate",
     "ModelShape",
@@ -67,12 +70,14 @@ def recommend(
     include_incompatible: keep models that cannot run here (the specification drops them).
     """
     known = shapes or {}
+    facts = DeviceFacts.of(device)
     assessed = []
-    for model in models:
-        shape, source = known.get(model.id, (None, None))
-        recommendation = assess(
-            model, device, context_length=context_length, shape=shape, shape_source=source
-        )
-        if recommendation.compatible or include_incompatible:
-            assessed.append(recommendation)
-    return rank(assessed)
+    with collector_paused():
+        for model in models:
+            shape, source = known.get(model.id, (None, None))
+            recommendation = assess(
+                model, facts, context_length=context_length, shape=shape, shape_source=source
+            )
+            if recommendation.compatible or include_incompatible:
+                assessed.append(recommendation)
+        return rank(assessed)

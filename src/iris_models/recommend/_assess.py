@@ -7,7 +7,8 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..catalog import ModelDescriptor, ModelType
@@ -20,6 +21,7 @@ from ._speed import SpeedEstimate, estimate_speed
 __all__ = [
     "DEFAULT_CONTEXT",
     "Category",
+    "DeviceFacts",
     "Fit",
     "Recommendation",
     "assess",
@@ -36,6 +38,7 @@ DEFAULT_USABLE_RAM_FRACTION = 0.85
 COMFORTABLE = 0.5
 GOOD = 0.75
 GiB = 1 << 30
+_EMBEDDING = ModelType.EMBEDDING  # looked up once: enum attribute access is slow in a loop
 
 # Relative quality kept by each quantization (1.0 = 16-bit), after llama.cpp's perplexity
 # tables; an ordering for ranking, not a measurement of any one model.
@@ -91,7 +94,10 @@ class Fit(str, enum.Enum):
     @property
     def rank(self) -> int:
         """Lower is better; COMFORTABLE and GOOD both leave headroom, so they tie."""
-        return {"comfortable": 0, "good": 0, "unknown": 1, "tight": 2, "too_big": 3}[self.value]
+        return _FIT_RANK[self]
+
+
+_FIT_RANK = {Fit.COMFORTABLE: 0, Fit.GOOD: 0, Fit.UNKNOWN: 1, Fit.TIGHT: 2, Fit.TOO_BIG: 3}
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,6 @@ class Recommendation:
     compatible: bool
     fit: Fit
     context_length: int
-    reasons: tuple[str, ...]
     backend: str | None
     memory: MemoryEstimate | None
     memory_budget_bytes: int
@@ -112,6 +117,14 @@ class Recommendation:
     shape_source: str | None
     """Where the model's shape came from: ``installed``, ``header-cache``, ``catalog``, or
     None (only the catalog's RAM figures were used)."""
+    notes: tuple[tuple[Any, ...], ...] = field(default=(), repr=False)
+    """The reasons, unwritten (see :func:`assess`); read :attr:`reasons`."""
+
+    @cached_property
+    def reasons(self) -> tuple[str, ...]:
+        """Why the model got its category, fit, backend and speed, one line each."""
+        written = (note[0](*note[1:]) for note in self.notes)
+        return tuple(text for text in written if text is not None)
 
     @property
     def quality(self) -> float:
@@ -171,19 +184,45 @@ def _largest_fitting_context(shape: ModelShape, budget: int, ceiling: int) -> in
     return low * 256
 
 
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What every assessment on one device reads from its profile, worked out once: a
+    recommendation over 10,000 models should not derive the same backends 10,000 times."""
+
+    device: DeviceProfile
+    budget_bytes: int
+    budget_how: str
+    available: frozenset[str]
+    optimal: str
+    device_class: str
+
+    @classmethod
+    def of(cls, device: DeviceProfile) -> DeviceFacts:
+        budget, how = memory_budget(device)
+        available, optimal = available_backends(device), optimal_backend(device)
+        return cls(device, budget, how, available, optimal, device.device_class.value)
+
+
 def assess(
     model: ModelDescriptor,
-    device: DeviceProfile,
+    device: DeviceProfile | DeviceFacts,
     *,
     context_length: int = DEFAULT_CONTEXT,
     shape: ModelShape | None = None,
     shape_source: str | None = None,
 ) -> Recommendation:
     """Assess `model` on `device` at `context_length` tokens. `shape` (else the catalog's
-    header facts) drives the memory and speed estimates."""
+    header facts) drives the memory and speed estimates. Pass ``DeviceFacts.of(device)``
+    when assessing many models on one device.
+
+    Each reason is noted as a function and its arguments and written out only when
+    :attr:`Recommendation.reasons` is read: ranking a large catalog needs the verdicts, and
+    formatting a dozen numbers per model it never shows was most of its time."""
+    facts = device if isinstance(device, DeviceFacts) else DeviceFacts.of(device)
+    device = facts.device
     if shape is None and model.shape is not None:
         shape, shape_source = model.shape, "catalog"
-    reasons: list[str] = []
+    notes: list[_Note] = []
     score = 100
     compatible = True
     requirements = model.requirements
@@ -193,62 +232,42 @@ def assess(
     context = context_length
     if trained and context > trained:
         context = trained
-        reasons.append(f"context {context_length} is past the model's {trained}: using {trained}")
+        notes.append((_context_capped, context_length, trained))
 
-    budget, budget_how = memory_budget(device)
+    budget = facts.budget_bytes
     memory = estimate_memory(shape, context) if shape is not None else None
     total_ram = device.memory.total_bytes
-    if memory is not None:
-        need = memory.total_bytes
-        ratio = need / budget if budget else math.inf
-        parts = (
-            f"weights {_gib(memory.weights_bytes)}, K/V cache {_gib(memory.kv_cache_bytes)}, "
-            f"compute {_gib(memory.compute_bytes)}, overhead {_gib(memory.overhead_bytes)}"
-        )
-        reasons.append(
-            f"needs {_gib(need)} at {context} tokens ({parts}); budget {_gib(budget)} "
-            f"({budget_how})"
-        )
+    if memory is not None and shape is not None:
+        ratio = memory.total_bytes / budget if budget else math.inf
+        notes.append((_needs, memory, context, budget, facts.budget_how))
         if ratio > 1:
             compatible = False
             fit = Fit.TOO_BIG
-            largest = _largest_fitting_context(shape, budget, context) if shape else None
-            if largest:
-                reasons.append(f"would fit with a context of {largest} tokens or fewer")
+            notes.append((_would_fit, shape, budget, context))
         elif ratio > GOOD:
-            fit, penalty = Fit.TIGHT, 25
-            score -= penalty
-            reasons.append(f"tight fit: {ratio:.0%} of the budget (-{penalty})")
+            fit = Fit.TIGHT
+            score -= 25
+            notes.append((_tight, ratio))
         elif ratio > COMFORTABLE:
-            fit, penalty = Fit.GOOD, 10
-            score -= penalty
-            reasons.append(f"fits with headroom: {ratio:.0%} of the budget (-{penalty})")
+            fit = Fit.GOOD
+            score -= 10
+            notes.append((_headroom, ratio))
         else:
             fit = Fit.COMFORTABLE
-            reasons.append(f"fits comfortably: {ratio:.0%} of the budget")
-        reasons.append(
-            f"catalog's minRAM {_gib(requirements.min_ram_bytes)} not used: the header "
-            f"({shape_source}) says what this model needs"
-        )
+            notes.append((_comfortable, ratio))
+        notes.append((_min_ram_unused, requirements.min_ram_bytes, shape_source))
     else:
         fit = Fit.UNKNOWN
-        reasons.append(
-            "no GGUF header known: judged by the catalog's RAM figures "
-            "(`iris-models recommend --fetch-headers` reads the real ones)"
-        )
+        notes.append(_NO_HEADER)
         if total_ram < requirements.min_ram_bytes:
             compatible = False
-            reasons.append(
-                f"insufficient RAM: need {_gib(requirements.min_ram_bytes)}, have {_gib(total_ram)}"
-            )
+            notes.append((_insufficient_ram, requirements.min_ram_bytes, total_ram))
         elif (
             requirements.recommended_ram_bytes is not None
             and total_ram < requirements.recommended_ram_bytes
         ):
             score -= 20
-            reasons.append(
-                f"below the recommended {_gib(requirements.recommended_ram_bytes)} RAM (-20)"
-            )
+            notes.append((_below_recommended, requirements.recommended_ram_bytes))
 
     api = device.os.android_api_level
     if (
@@ -257,38 +276,33 @@ def assess(
         and (api < requirements.min_android_api)
     ):
         compatible = False
-        reasons.append(
-            f"Android API level too old: need {requirements.min_android_api}, have {api}"
-        )
+        notes.append((_api_too_old, requirements.min_android_api, api))
 
     classes = requirements.device_classes
-    if classes and device.device_class.value not in classes:
+    if classes and facts.device_class not in classes:
         score -= 30
-        reasons.append(f"not tuned for {device.device_class.value} devices (-30)")
+        notes.append((_not_tuned, facts.device_class))
 
-    available = available_backends(device)
     supported = set(requirements.supported_backends) or set(PREFERENCE)
-    usable = supported & available
+    usable = supported & facts.available
     backend: str | None = None
     if not usable:
         compatible = False
-        wanted = ", ".join(sorted(supported))
-        reasons.append(f"no backend in common: the model runs on {wanted}")
+        notes.append((_no_backend, supported))
+    elif facts.optimal in supported:
+        backend = facts.optimal
+        score += 10
+        notes.append((_best_backend, backend))
     else:
-        optimal = optimal_backend(device)
-        if optimal in supported:
-            backend = optimal
-            score += 10
-            reasons.append(f"runs on this device's best backend, {optimal} (+10)")
-        else:
-            backend = next(name for name in PREFERENCE if name in usable)
-            reasons.append(f"runs on {backend} (this device's best, {optimal}, is not listed)")
+        backend = next(name for name in PREFERENCE if name in usable)
+        notes.append((_other_backend, backend, facts.optimal))
 
     speed = None
-    if model.type is ModelType.EMBEDDING:
-        reasons.append("no decode speed: an embedding model encodes, it does not generate")
+    if model.type is _EMBEDDING:
+        notes.append(_NO_DECODE)
     elif compatible and backend is not None:
-        prior = model.performance.prior(backend, device.device_class) if model.performance else None
+        performance = model.performance
+        prior = performance.prior(backend, facts.device_class) if performance else None
         speed = estimate_speed(
             shape,
             device,
@@ -297,10 +311,10 @@ def assess(
             file_size_bytes=model.total_size_bytes,
         )
         if speed is not None:
-            reasons.append(_speed_reason(speed))
+            notes.append((_speed_reason, speed))
 
     if not model.verified:
-        reasons.append("catalog entry not verified: its size and digest are unconfirmed")
+        notes.append(_UNVERIFIED)
 
     if not compatible:
         score = 0
@@ -312,13 +326,97 @@ def assess(
         compatible=compatible,
         fit=fit,
         context_length=context,
-        reasons=tuple(reasons),
         backend=backend,
         memory=memory,
         memory_budget_bytes=budget,
         speed=speed,
         shape_source=shape_source if shape is not None else None,
+        notes=tuple(notes),
     )
+
+
+# A reason, unwritten: the function that writes it and its arguments. A function may return
+# None when, on a closer look, there is nothing to say.
+_Note = tuple[Any, ...]
+
+
+def _constant(text: str) -> _Note:
+    return (lambda: text,)
+
+
+_NO_HEADER = _constant(
+    "no GGUF header known: judged by the catalog's RAM figures "
+    "(`iris-models recommend --fetch-headers` reads the real ones)"
+)
+_NO_DECODE = _constant("no decode speed: an embedding model encodes, it does not generate")
+_UNVERIFIED = _constant("catalog entry not verified: its size and digest are unconfirmed")
+
+
+def _context_capped(asked: int, trained: int) -> str:
+    return f"context {asked} is past the model's {trained}: using {trained}"
+
+
+def _needs(memory: MemoryEstimate, context: int, budget: int, budget_how: str) -> str:
+    parts = (
+        f"weights {_gib(memory.weights_bytes)}, K/V cache {_gib(memory.kv_cache_bytes)}, "
+        f"compute {_gib(memory.compute_bytes)}, overhead {_gib(memory.overhead_bytes)}"
+    )
+    return (
+        f"needs {_gib(memory.total_bytes)} at {context} tokens ({parts}); budget "
+        f"{_gib(budget)} ({budget_how})"
+    )
+
+
+def _would_fit(shape: ModelShape, budget: int, context: int) -> str | None:
+    largest = _largest_fitting_context(shape, budget, context)
+    return f"would fit with a context of {largest} tokens or fewer" if largest else None
+
+
+def _tight(ratio: float) -> str:
+    return f"tight fit: {ratio:.0%} of the budget (-25)"
+
+
+def _headroom(ratio: float) -> str:
+    return f"fits with headroom: {ratio:.0%} of the budget (-10)"
+
+
+def _comfortable(ratio: float) -> str:
+    return f"fits comfortably: {ratio:.0%} of the budget"
+
+
+def _min_ram_unused(min_ram: int, shape_source: str | None) -> str:
+    return (
+        f"catalog's minRAM {_gib(min_ram)} not used: the header ({shape_source}) says what "
+        "this model needs"
+    )
+
+
+def _insufficient_ram(need: int, have: int) -> str:
+    return f"insufficient RAM: need {_gib(need)}, have {_gib(have)}"
+
+
+def _below_recommended(recommended: int) -> str:
+    return f"below the recommended {_gib(recommended)} RAM (-20)"
+
+
+def _api_too_old(need: int, have: int) -> str:
+    return f"Android API level too old: need {need}, have {have}"
+
+
+def _not_tuned(device_class: str) -> str:
+    return f"not tuned for {device_class} devices (-30)"
+
+
+def _no_backend(supported: set[str]) -> str:
+    return f"no backend in common: the model runs on {', '.join(sorted(supported))}"
+
+
+def _best_backend(backend: str) -> str:
+    return f"runs on this device's best backend, {backend} (+10)"
+
+
+def _other_backend(backend: str, optimal: str) -> str:
+    return f"runs on {backend} (this device's best, {optimal}, is not listed)"
 
 
 def _speed_reason(speed: SpeedEstimate) -> str:
