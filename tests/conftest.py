@@ -1,20 +1,23 @@
-"""Shared fixtures: the opt-in real model, a loopback HTTP server, an environment without the
-developer's network and catalog settings, and the hypothesis profile for CI."""
+"""Shared fixtures: the opt-in real model, a loopback HTTP server, a private nginx, an
+environment without the developer's network and catalog settings, and the hypothesis profile
+for CI."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 from tests.servers.http_server import HTTPTestServer
+from tests.servers.nginx import NginxServer, find_nginx
+from tests.services import require_service
 
-# CI runs hypothesis without deadlines (shared 2-core machines stall unpredictably).
+# Hypothesis runs without deadlines everywhere: these shared 2-core machines stall
+# unpredictably, and speed is measured in benchmarks/, never asserted in tests.
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
-if os.environ.get("CI"):
-    settings.load_profile("ci")
+settings.load_profile("ci")
 
 GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 GEMMA_SIZE = 253_113_024
@@ -67,3 +70,31 @@ def server() -> Iterator[HTTPTestServer]:
     """A real HTTP/1.1 server on 127.0.0.1 (tests/servers/http_server.py)."""
     with HTTPTestServer() as running:
         yield running
+
+
+@pytest.fixture
+def nginx_factory(tmp_path: Path) -> Iterator[Callable[..., NginxServer]]:
+    """Starts private nginx servers (tests/servers/nginx.py) with the given options, each in
+    its own folder under tmp_path, all stopped after the test. Skips when nginx is not
+    installed (fails under IRIS_MODELS_REQUIRE_SERVICES=1)."""
+    require_service(
+        find_nginx() is not None, "nginx is not installed (apt-get install nginx-light)"
+    )
+    started: list[NginxServer] = []
+
+    def start(*, rate_bytes_per_s: int = 1 << 20) -> NginxServer:
+        workdir = tmp_path / f"nginx-{len(started)}"
+        server = NginxServer(workdir / "www", rate_bytes_per_s=rate_bytes_per_s, workdir=workdir)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def nginx(nginx_factory: Callable[..., NginxServer]) -> NginxServer:
+    """A private nginx serving its own empty document root (`nginx.root`) at 1 MiB/s under
+    /slow/; starting one takes about 15 ms, so every test gets a fresh one."""
+    return nginx_factory()

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hash/file_hash.hpp"
@@ -128,6 +129,42 @@ void bind_hash(py::module_& m) {
         .def_property_readonly("bytes_total",
                                [](const hash::Progress& p) { return p.bytes_total.load(); })
         .def("cancel", [](hash::Progress& p) { p.cancel_requested.store(true); });
+
+    py::class_<hash::Sha256>(m, "Sha256",
+                             "Incremental SHA-256 whose state can be saved and restored.")
+        .def(py::init([](const std::optional<std::string>& backend) {
+                 return hash::Sha256(backend ? backend_from_name(*backend) : hash::best_backend());
+             }),
+             "backend"_a = py::none())
+        .def(
+            "update",
+            [](hash::Sha256& hasher, const py::buffer& data) {
+                const py::buffer_info info = data.request();
+                if (info.ndim > 1 || (info.ndim == 1 && info.strides[0] != info.itemsize)) {
+                    throw py::value_error("Sha256.update needs a contiguous bytes-like object");
+                }
+                const auto* bytes = static_cast<const uint8_t*>(info.ptr);
+                const auto size = static_cast<size_t>(info.size * info.itemsize);
+                const py::gil_scoped_release release;
+                hasher.update(bytes, size);
+            },
+            "data"_a)
+        .def("hexdigest", [](const hash::Sha256& hasher) { return hash::to_hex(hasher.digest()); })
+        .def_property_readonly("bytes_hashed", &hash::Sha256::bytes_hashed)
+        .def("copy", [](const hash::Sha256& hasher) { return hash::Sha256(hasher); })
+        .def("save",
+             [](const hash::Sha256& hasher) {
+                 const std::vector<uint8_t> saved = hasher.save();
+                 return py::bytes(reinterpret_cast<const char*>(saved.data()), saved.size());
+             })
+        .def_static(
+            "restore",
+            [](const py::bytes& saved) {
+                const std::string_view view = saved;
+                return hash::Sha256::restore(reinterpret_cast<const uint8_t*>(view.data()),
+                                             view.size());
+            },
+            "saved"_a);
 
     m.def("sha256_backends", [] {
         std::vector<std::string> names;

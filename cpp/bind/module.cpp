@@ -7,5 +7,6 @@ PYBIND11_MODULE(_core, m) {
     iris::bind::bind_errors(m);
     iris::bind::bind_gguf(m);
     iris::bind::bind_hash(m);
+    iris::bind::bind_io(m);
     iris::bind::bind_probe(m);
 }

@@ -12,6 +12,7 @@ namespace iris::bind {
 void bind_errors(py::module_& m);
 void bind_gguf(py::module_& m);
 void bind_hash(py::module_& m);
+void bind_io(py::module_& m);
 void bind_probe(py::module_& m);
 
 }  // namespace iris::bind

@@ -71,16 +71,21 @@ ReadOnlyFile::~ReadOnlyFile() {
 }
 
 size_t ReadOnlyFile::read_at(uint64_t offset, uint8_t* buffer, size_t size) const {
+    return read_fully_at(fd_, path_, offset, buffer, size);
+}
+
+size_t read_fully_at(int fd, const std::string& path, uint64_t offset, uint8_t* buffer,
+                     size_t size) {
     size_t done = 0;
     while (done < size) {
         const ssize_t got
-            = ::pread(fd_, buffer + done, size - done, static_cast<off_t>(offset + done));
+            = ::pread(fd, buffer + done, size - done, static_cast<off_t>(offset + done));
         if (got < 0) {
             if (errno == EINTR) {
                 continue;
             }
             const int err = errno;
-            throw FileError(err, path_, describe("read", err));
+            throw FileError(err, path, describe("read", err));
         }
         if (got == 0) {
             break;  // end of file

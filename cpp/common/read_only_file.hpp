@@ -52,4 +52,9 @@ private:
     FileIdentity identity_;
 };
 
+/// Reads up to `size` bytes of descriptor `fd` at `offset`, retrying short reads and EINTR;
+/// fewer only at the end of the file. Throws FileError naming `path`.
+size_t read_fully_at(int fd, const std::string& path, uint64_t offset, uint8_t* buffer,
+                     size_t size);
+
 }  // namespace iris

@@ -197,6 +197,70 @@ void Sha256::update(const uint8_t* data, size_t size) {
     pending_size_ = size;
 }
 
+namespace {
+constexpr std::array<uint8_t, 4> SAVED_TAG{'S', '2', '5', '1'};  // format 1
+
+void put_u32(uint8_t* out, uint32_t value) {
+    for (size_t i = 0; i < 4; ++i) {
+        out[i] = static_cast<uint8_t>(value >> (8 * i));
+    }
+}
+
+void put_u64(uint8_t* out, uint64_t value) {
+    for (size_t i = 0; i < 8; ++i) {
+        out[i] = static_cast<uint8_t>(value >> (8 * i));
+    }
+}
+
+uint32_t get_u32(const uint8_t* in) {
+    uint32_t value = 0;
+    for (size_t i = 0; i < 4; ++i) {
+        value |= static_cast<uint32_t>(in[i]) << (8 * i);
+    }
+    return value;
+}
+
+uint64_t get_u64(const uint8_t* in) {
+    uint64_t value = 0;
+    for (size_t i = 0; i < 8; ++i) {
+        value |= static_cast<uint64_t>(in[i]) << (8 * i);
+    }
+    return value;
+}
+}  // namespace
+
+std::vector<uint8_t> Sha256::save() const {
+    // Little-endian throughout; the pending bytes are stored whole (zeros past their length),
+    // their length is implied by the count (count mod 64).
+    std::vector<uint8_t> out(SAVED_STATE_SIZE, 0);
+    std::memcpy(out.data(), SAVED_TAG.data(), SAVED_TAG.size());
+    for (size_t i = 0; i < 8; ++i) {
+        put_u32(out.data() + 4 + 4 * i, state_[i]);
+    }
+    put_u64(out.data() + 36, total_bytes_);
+    std::memcpy(out.data() + 44, pending_.data(), pending_size_);
+    return out;
+}
+
+Sha256 Sha256::restore(const uint8_t* data, size_t size, Sha256Backend backend) {
+    if (size != SAVED_STATE_SIZE || std::memcmp(data, SAVED_TAG.data(), SAVED_TAG.size()) != 0) {
+        throw std::invalid_argument("not a saved SHA-256 state (wrong size or tag)");
+    }
+    Sha256 hasher(backend);
+    for (size_t i = 0; i < 8; ++i) {
+        hasher.state_[i] = get_u32(data + 4 + 4 * i);
+    }
+    hasher.total_bytes_ = get_u64(data + 36);
+    hasher.pending_size_ = static_cast<size_t>(hasher.total_bytes_ % 64);
+    std::memcpy(hasher.pending_.data(), data + 44, hasher.pending_size_);
+    for (size_t i = hasher.pending_size_; i < 64; ++i) {
+        if (data[44 + i] != 0) {
+            throw std::invalid_argument("not a saved SHA-256 state (bytes past the pending block)");
+        }
+    }
+    return hasher;
+}
+
 Sha256Digest Sha256::digest() const {
     // Padding: 0x80, zeros, then the message length in bits, big-endian, in the last 8 bytes.
     std::array<uint32_t, 8> state = state_;

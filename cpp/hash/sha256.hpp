@@ -37,6 +37,16 @@ public:
     [[nodiscard]] uint64_t bytes_hashed() const noexcept { return total_bytes_; }
     [[nodiscard]] Sha256Backend backend() const noexcept { return backend_; }
 
+    /// The running state as SAVED_STATE_SIZE bytes, so that another process can continue
+    /// where this one stopped (a resumed download hashes only what it has not hashed yet):
+    /// a tag, the eight state words, the byte count and the pending partial block.
+    [[nodiscard]] std::vector<uint8_t> save() const;
+    /// A hasher continuing from saved bytes; throws std::invalid_argument for bytes that
+    /// `save` did not write (a wrong tag or size, or a pending length the count contradicts).
+    static Sha256 restore(const uint8_t* data, size_t size, Sha256Backend backend = best_backend());
+
+    static constexpr size_t SAVED_STATE_SIZE = 4 + 32 + 8 + 64;
+
 private:
     std::array<uint32_t, 8> state_;
     std::array<uint8_t, 64> pending_{};

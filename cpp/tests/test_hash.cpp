@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -168,6 +169,42 @@ TEST(pool_reports_errors_per_file_and_keeps_order) {
     CHECK(iris::hash::to_hex(outcomes[0].digest.sha256) == sha256_hex(a, Sha256Backend::Portable));
     CHECK(!outcomes[1].error.empty() && outcomes[1].error_number == ENOENT);
     CHECK(iris::hash::to_hex(outcomes[2].digest.sha256) == sha256_hex(b, Sha256Backend::Portable));
+}
+
+TEST(saved_state_continues_in_a_new_hasher_on_every_backend) {
+    const std::string data = random_bytes(300'001, 7);
+    const auto* bytes = reinterpret_cast<const uint8_t*>(data.data());
+    for (const Sha256Backend backend : iris::hash::available_backends()) {
+        const std::string expected = sha256_hex(data, backend);
+        for (const size_t split : {size_t{0}, size_t{1}, size_t{63}, size_t{64}, size_t{65},
+                                   size_t{4096}, size_t{299'999}, data.size()}) {
+            Sha256 first(backend);
+            first.update(bytes, split);
+            const std::vector<uint8_t> saved = first.save();
+            CHECK(saved.size() == Sha256::SAVED_STATE_SIZE);
+            Sha256 second = Sha256::restore(saved.data(), saved.size(), backend);
+            CHECK(second.bytes_hashed() == split);
+            second.update(bytes + split, data.size() - split);
+            CHECK(iris::hash::to_hex(second.digest()) == expected);
+        }
+    }
+}
+
+TEST(restore_refuses_bytes_save_did_not_write) {
+    Sha256 hasher;
+    const std::string data = random_bytes(100, 3);
+    hasher.update(reinterpret_cast<const uint8_t*>(data.data()), data.size());
+    std::vector<uint8_t> saved = hasher.save();
+    CHECK_THROWS_AS(Sha256::restore(saved.data(), saved.size() - 1), std::invalid_argument,
+                    [](auto&) {});
+    std::vector<uint8_t> wrong_tag = saved;
+    wrong_tag[0] ^= 0xFF;
+    CHECK_THROWS_AS(Sha256::restore(wrong_tag.data(), wrong_tag.size()), std::invalid_argument,
+                    [](auto&) {});
+    std::vector<uint8_t> junk_past_pending = saved;
+    junk_past_pending.back() = 1;  // 100 % 64 = 36 pending bytes; the last of 64 must be 0
+    CHECK_THROWS_AS(Sha256::restore(junk_past_pending.data(), junk_past_pending.size()),
+                    std::invalid_argument, [](auto&) {});
 }
 
 int main() {

@@ -47,12 +47,15 @@ __all__ = [
     "CatalogError",
     "DeviceProfileError",
     "DigestFormatError",
+    "DownloadError",
+    "DownloadPaused",
     "FileChangedError",
     "GGUFError",
     "GGUFNeedMoreDataError",
     "GGUFTruncatedError",
     "ImportModelError",
     "InsufficientSpaceError",
+    "IntegrityError",
     "InvalidModelIdError",
     "IrisModelsError",
     "LifecycleError",
@@ -65,6 +68,7 @@ __all__ = [
     "NotAStoreError",
     "OfflineError",
     "OperationCancelled",
+    "RemoteChangedError",
     "StoreBusyError",
     "StoreCorruptError",
     "StoreError",
@@ -211,6 +215,36 @@ class NetworkError(IrisModelsError, OSError):
 
 class OfflineError(NetworkError):
     """A network request was needed while IRIS_MODELS_OFFLINE=1 forbids them."""
+
+
+class DownloadError(IrisModelsError):
+    """A download did not end in a verified file.
+
+    ``url`` is the address concerned, where there is one.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None):
+        super().__init__(message)
+        self.url = url
+
+
+class DownloadPaused(DownloadError):
+    """The download stopped on request (pause, cancel, Ctrl-C); ``reason`` says which. A
+    paused one keeps its part file and resume state."""
+
+    def __init__(self, reason: str, *, url: str | None = None):
+        super().__init__(f"download {reason}", url=url)
+        self.reason = reason
+
+
+class IntegrityError(DownloadError, ValueError):
+    """The bytes are not the file they should be: a digest or size that does not match, or
+    no digest at all to check them against (unless an unverified download was allowed)."""
+
+
+class RemoteChangedError(DownloadError):
+    """The file on the server changed while it was downloaded (its ETag or size moved); the
+    bytes already fetched belong to the old version."""
 
 
 class StoreError(IrisModelsError):

@@ -7,10 +7,10 @@ import contextlib
 import enum
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._paths import cache_root, store_root
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from .catalog import Catalog, ModelDescriptor, ModelType
     from .device import DeviceProfile
+    from .download import Downloader, DownloadEvent, DownloadStrategy
     from .recommend import Recommendation
     from .shape import ModelShape
     from .store import (
@@ -92,6 +93,7 @@ class Registry:
         self._catalog = catalog
         self._cache_dir = cache_dir
         self._client = client
+        self._downloader: Downloader | None = None
 
     @property
     def store(self) -> Store:
@@ -301,6 +303,71 @@ class Registry:
 
             self._device = device.current()
         return self._device
+
+    # -- downloads --------------------------------------------------------------------------
+
+    @property
+    def downloader(self) -> Downloader:
+        """The download engine for this registry's store (created on first use); set its
+        limits (``max_concurrent``, ``options``, a ``policy``) before pulling."""
+        if self._downloader is None:
+            from .download import Downloader
+
+            self._downloader = Downloader(self.store)
+        return self._downloader
+
+    async def pull(
+        self,
+        model_id: str,
+        *,
+        connections: int | None = None,
+        mirrors: Sequence[str] = (),
+        allow_unverified: bool = False,
+        on_event: Callable[[DownloadEvent], Any] | None = None,
+        strategy: DownloadStrategy | None = None,
+    ) -> InstalledModel:
+        """Downloads a catalog model into the store, verified as it lands; returns it READY.
+
+        Resumes what an earlier run left; joins a download of the same model already under
+        way. `mirrors` are tried before the catalog's URLs; `strategy` fetches this model's
+        files instead of the one registered for their URL scheme. Raises UnknownModelError for an
+        id the catalog lacks, DownloadPaused when paused or cancelled, IntegrityError when no
+        digest vouches for the file (unless `allow_unverified`), NetworkError and
+        DownloadError for failed transfers (the part files stay to resume from).
+        """
+        model = self.get(model_id)
+        return await self.downloader.pull(
+            model,
+            connections=connections,
+            mirrors=mirrors,
+            allow_unverified=allow_unverified,
+            on_event=on_event,
+            strategy=strategy,
+        )
+
+    def pull_sync(
+        self,
+        model_id: str,
+        *,
+        connections: int | None = None,
+        mirrors: Sequence[str] = (),
+        allow_unverified: bool = False,
+        on_event: Callable[[DownloadEvent], Any] | None = None,
+        strategy: DownloadStrategy | None = None,
+    ) -> InstalledModel:
+        """:meth:`pull` for code without an event loop (it runs one)."""
+        import asyncio
+
+        return asyncio.run(
+            self.pull(
+                model_id,
+                connections=connections,
+                mirrors=mirrors,
+                allow_unverified=allow_unverified,
+                on_event=on_event,
+                strategy=strategy,
+            )
+        )
 
     def installed(self) -> list[InstalledModel]:
         """Models that are installed and verified."""

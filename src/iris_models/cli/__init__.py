@@ -32,6 +32,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("catalog_cmd", "show one catalog model: files, requirements, header facts"),
     "recommend": ("recommend_cmd", "rank catalog models for this device, with the reasons"),
     "catalog": ("catalog_cmd", "validate catalog files, refresh remote catalogs"),
+    "pull": ("pull_cmd", "download catalog models into the store, verified as they land"),
+    "downloads": ("pull_cmd", "list downloads under way or paused; --resume runs them"),
 }
 
 

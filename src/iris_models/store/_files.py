@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 __all__ = [
+    "DOWNLOADS_DIR",
     "ORPHANS_DIR",
     "STAGING_DIR",
     "TRASH_DIR",
@@ -28,6 +29,9 @@ __all__ = [
 # entries are named "<model id>.<token>" (see unique_name).
 STAGING_DIR = ".staging"
 TRASH_DIR = ".trash"
+# Part files of downloads under way, one folder per model: on the store's file system, so the
+# finished file is renamed into place, never copied.
+DOWNLOADS_DIR = ".downloads"
 # Folders with no database record, kept for fsck to adopt; cleanup never deletes them.
 ORPHANS_DIR = ".orphans"
 

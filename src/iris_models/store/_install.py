@@ -24,7 +24,15 @@ from ..errors import (
     ModelInUseError,
     VerifyError,
 )
-from ._files import ORPHANS_DIR, fsync_dir, fsync_file, link_or_copy, remove_tree, unique_name
+from ._files import (
+    DOWNLOADS_DIR,
+    ORPHANS_DIR,
+    fsync_dir,
+    fsync_file,
+    link_or_copy,
+    remove_tree,
+    unique_name,
+)
 from ._lifecycle import LifecycleState, StateChange
 from ._locks import PROBE_GRACE_S, ModelLock
 from ._policy import Priority
@@ -157,14 +165,16 @@ def _check_specs(
             what = "is not a regular file" if path.exists() else "does not exist"
             message = f"{path} {what}; nothing was installed"
             raise ImportModelError(message, model_id=model_id)
-        if not adopting and path.resolve().is_relative_to(store_root):
+        resolved = path.resolve()
+        downloaded = resolved.is_relative_to(store_root / DOWNLOADS_DIR)  # a download's part file
+        if not adopting and not downloaded and resolved.is_relative_to(store_root):
             message = (
                 f"{path} is inside the store ({root}); a model's own files cannot be installed "
                 "again (copy it out first)"
             )
             raise ImportModelError(message, model_id=model_id)
         expected = _normalized_sha256(spec.sha256, model_id) if spec.sha256 else None
-        checked.append(FileSpec(path, rel_path, spec.role, expected))
+        checked.append(FileSpec(path, rel_path, spec.role, expected, verified=spec.verified))
     return checked
 
 
@@ -195,8 +205,8 @@ def _prepare_record(store: Store, model_id: str) -> bool:
     if existing.state is _S.ERROR:
         store.transition(existing.id, _S.DISCOVERED, reason="install again")
         return True
-    if existing.state is _S.DISCOVERED:
-        return True
+    if existing.state in (_S.DISCOVERED, _S.DOWNLOADED, _S.EXTRACTED):
+        return True  # registered, or a download whose files are here to be verified
     store._remove(
         model_id,
         kind="discarded",
@@ -268,10 +278,9 @@ def _start(store: Store, model_id: str, record: _Record, *, continuing: bool) ->
             changes.append(
                 store._record_transition(sql, model_id, _S.UNINITIALIZED, _S.DISCOVERED, None)
             )
+        current = store._state(sql, model_id)  # DISCOVERED, or DOWNLOADED after a download
         changes.append(
-            store._record_transition(
-                sql, model_id, _S.DISCOVERED, _S.VALIDATING, record.placement.value
-            )
+            store._record_transition(sql, model_id, current, _S.VALIDATING, record.placement.value)
         )
     store._notify(changes)
 
@@ -308,7 +317,11 @@ def _place_and_check(
                 on_progress(base + done, total)
 
         try:
-            digest = str(file_digest(location, "sha256", on_progress=report))
+            if spec.verified and spec.sha256 is not None:
+                digest = spec.sha256  # hashed by the caller as the bytes landed
+                report(size, size)
+            else:
+                digest = str(file_digest(location, "sha256", on_progress=report))
         except VerifyError as error:
             message = f"model {model_id!r}: {error}"
             raise ImportModelError(message, model_id=model_id) from error
@@ -438,6 +451,7 @@ def _finish(
             store._record_transition(sql, model_id, _S.VALIDATING, _S.VALIDATED, "sha256 checked")
         )
         changes.append(store._record_transition(sql, model_id, _S.VALIDATED, _S.READY, None))
+        sql.execute("DELETE FROM downloads WHERE model_id = ?", (model_id,))  # nothing to resume
     return changes
 
 

@@ -29,14 +29,17 @@ from ..errors import (
     ModelNotReadyError,
     StoreReadOnlyError,
 )
-from . import _cleanup
+from . import _cleanup, _downloads
 from ._cleanup import EvictionResult, GcOutcome, PressureReport
 from ._database import Database
+from ._downloads import SavedDownload
 from ._eviction import (
     EvictionPlan,
 )
 from ._files import (
+    DOWNLOADS_DIR,
     TRASH_DIR,
+    dir_size,
     fsync_dir,
     remove_tree,
     unique_name,
@@ -115,6 +118,9 @@ class FileSpec:
     rel_path: str | None = None
     role: str = "model"
     sha256: str | None = None
+    verified: bool = False
+    """The caller hashed these very bytes already (a download does, as they land): the
+    install takes `sha256` as the file's digest instead of reading it all again."""
 
 
 class Store:
@@ -454,6 +460,39 @@ class Store:
             on_progress=on_progress,
         )
 
+    # -- downloads -----------------------------------------------------------------------
+
+    def download_dir(self, model_id: str) -> Path:
+        """Where a download keeps a model's part files until they are installed."""
+        return self.root / DOWNLOADS_DIR / validate_model_id(model_id).lower()
+
+    def save_download(
+        self,
+        model_id: str,
+        rel_path: str,
+        *,
+        url: str,
+        etag: str | None,
+        total_bytes: int | None,
+        bytes_done: int,
+        state: Mapping[str, Any],
+    ) -> None:
+        """Records how far a file's download got, for a later process to resume."""
+        _downloads.save(
+            self, model_id, rel_path, url=url, etag=etag, total_bytes=total_bytes,
+            bytes_done=bytes_done, state=state,
+        )  # fmt: skip
+
+    def saved_downloads(self, model_id: str | None = None) -> list[SavedDownload]:
+        """The saved transfer state of one model's files, or of every download."""
+        if model_id is None:
+            return _downloads.saved_downloads(self)
+        return list(_downloads.load(self, model_id).values())
+
+    def clear_downloads(self, model_id: str) -> None:
+        """Forgets a model's saved transfer state (its part files are the caller's)."""
+        _downloads.clear(self, model_id)
+
     # -- use -----------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -602,7 +641,7 @@ class Store:
                         self._record_transition(sql, model.id, state, _S.CLEANUP, reason or kind)
                     )
             self._notify(changes)
-            freed = self._delete_files(model)
+            freed = self._delete_files(model) + self._delete_part_files(model.id)
             with self.db.write() as sql:
                 sql.execute("DELETE FROM models WHERE id = ?", (model.id,))
                 _log(sql, model.id, kind, bytes_=freed, detail=reason)
@@ -611,6 +650,15 @@ class Store:
             return freed
         finally:
             lock.release(unlink=True)
+
+    def _delete_part_files(self, model_id: str) -> int:
+        """Deletes a download's part files (a removed or cancelled download)."""
+        folder = self.download_dir(model_id)
+        if not folder.exists():
+            return 0
+        freed = dir_size(folder)
+        remove_tree(folder)
+        return freed
 
     def _delete_files(self, model: InstalledModel) -> int:
         """Moves the model's folder aside (one atomic rename), then deletes it."""

@@ -1,0 +1,982 @@
+"""One file from one URL (or its mirrors) into a part file: ranged connections writing at
+their offsets, a hasher following the contiguous prefix so that the end of the transfer is
+the end of verification, resume state saved as it goes, retries, stalls and mirrors.
+
+Blocking, built from threads: the byte work (socket reads, writes, hashing) releases the GIL,
+so connections and the hasher really run in parallel. The async engine runs it in a thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
+
+from .. import _core
+from ..errors import (
+    DownloadPaused,
+    InsufficientSpaceError,
+    IntegrityError,
+    NetworkError,
+    RemoteChangedError,
+)
+from ._probe import RemoteFile, ServerBusyError, probe
+from ._ranges import RangeSet
+from ._rate import HostSlots, TokenBucket
+from ._transport import (
+    RangeResponse,
+    TransferError,
+    open_range,
+    parse_content_range,
+    retry_after_s,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "FileDownload",
+    "FileResult",
+    "FileSource",
+    "ResumeState",
+    "TransferOptions",
+]
+
+MiB = 1 << 20
+FLUSH_S = 0.5  # a slow connection writes (and reports) what it has at least this often
+_REDIRECTS = (301, 302, 303, 307, 308)
+_PERMANENT = (401, 403, 404, 410)
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """What to fetch and what it must turn out to be."""
+
+    urls: Sequence[str]
+    """The URL, then its mirrors, tried in order."""
+    size: int | None = None
+    sha256: str | None = None
+    """``sha256:<hex>``; None: the hub's advertised digest, or none (see allow_unverified)."""
+    piece_size: int | None = None
+    piece_sha256: Sequence[str] = ()
+    allow_unverified: bool = False
+    """Keep a file no digest vouches for (neither the catalog nor the server gave one)."""
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    connections: int | None = None
+    """Connections for one file; None adapts: one while it is fast, more while each is slow."""
+    max_connections: int = 8
+    slow_connection_bytes_per_s: int = 32 * MiB
+    """Below this per connection, the adaptive mode opens another."""
+    min_split_bytes: int = 8 * MiB
+    """A connection takes over half of another's range only when both halves are this big."""
+    buffer_bytes: int = 1 * MiB
+    """One read buffer per connection: memory is bounded by connections x buffer."""
+    stall_timeout_s: float = 30.0
+    connect_timeout_s: float = 15.0
+    retries: int = 8
+    """Attempts per range in a row without a byte arriving; a range that moves resets it."""
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+    max_retry_after_s: float = 600.0
+    checkpoint_interval_s: float = 2.0
+    checkpoint_bytes: int = 64 * MiB
+    """Resume state is saved when this many new bytes landed or the interval passed."""
+    rate_limit: TokenBucket | None = None
+    host_slots: HostSlots | None = None
+    """Shared limit on connections per host (the Downloader sets one for all its transfers)."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ResumeState:
+    """What a later process needs to carry on: saved in the store's downloads table."""
+
+    url: str
+    size: int | None
+    validator: str | None
+    done: RangeSet = field(default_factory=RangeSet)
+    hashed_bytes: int = 0
+    hash_state: bytes | None = None
+    pieces_hashed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "size": self.size,
+            "validator": self.validator,
+            "done": self.done.to_list(),
+            "hashed_bytes": self.hashed_bytes,
+            "hash_state": None
+            if self.hash_state is None
+            else base64.b64encode(self.hash_state).decode("ascii"),
+            "pieces_hashed": self.pieces_hashed,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ResumeState:
+        """Raises ValueError (or KeyError, TypeError) for data `to_json` did not write."""
+        saved = data.get("hash_state")
+        return cls(
+            url=str(data["url"]),
+            size=None if data.get("size") is None else int(data["size"]),
+            validator=data.get("validator"),
+            done=RangeSet((int(start), int(end)) for start, end in data.get("done", ())),
+            hashed_bytes=int(data.get("hashed_bytes", 0)),
+            hash_state=None if saved is None else base64.b64decode(saved),
+            pieces_hashed=int(data.get("pieces_hashed", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class FileResult:
+    path: Path
+    sha256: str
+    """``sha256:<hex>`` of the bytes on disk, computed as they landed."""
+    size: int
+    digest_source: str
+    """Who vouched for the digest: ``catalog``, ``server`` (a hub's X-Linked-Etag) or
+    ``none`` (allow_unverified)."""
+    fetched_bytes: int
+    """Bytes this run received (a resume fetches only what was missing)."""
+    duration_s: float
+    url: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    done_bytes: int
+    total_bytes: int | None
+    fetched_bytes: int
+    hashed_bytes: int
+    connections: int
+
+
+class _Stop(Exception):
+    """Paused or cancelled: workers unwind quietly."""
+
+
+class _RangesIgnored(Exception):
+    """The server answered a range request with the whole file."""
+
+
+@dataclass
+class _Assignment:
+    position: int
+    end: int
+
+
+class FileDownload:
+    """Downloads one file into `part_path`. ``run()`` blocks until the file is complete and
+    verified (returning a FileResult), paused (raising DownloadPaused) or failed; ``pause``,
+    ``cancel`` and ``progress`` may be called from any thread meanwhile."""
+
+    def __init__(
+        self,
+        source: FileSource,
+        part_path: Path,
+        *,
+        options: TransferOptions | None = None,
+        state: ResumeState | None = None,
+        on_checkpoint: Callable[[ResumeState], None] | None = None,
+        on_retry: Callable[[int, float, str], None] | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
+        if not source.urls:
+            message = "a download needs at least one URL"
+            raise ValueError(message)
+        self.source = source
+        self.part_path = Path(part_path)
+        self.options = options or TransferOptions()
+        self._saved = state
+        self._on_checkpoint = on_checkpoint
+        self._on_retry = on_retry
+        self._client = client
+        self._stop = threading.Event()  # pause or cancel, asked for by the user
+        self._halt = threading.Event()  # this transfer's connections must stop (any reason)
+        self._stop_reason = ""
+        self._lock = threading.Condition()
+        self._done = RangeSet()
+        self._fetched = 0
+        self._hashed = 0
+        self._active: list[_Assignment] = []
+        self._pending: list[tuple[int, int]] = []
+        self._connections = 0
+        self._failure: BaseException | None = None
+        self._remote: RemoteFile | None = None
+        self._hash_snapshot: tuple[int, bytes, int] | None = None
+
+    # -- control, from any thread -------------------------------------------------------
+
+    def pause(self) -> None:
+        """Stops soon, keeping the part file and saving the state to resume from."""
+        self._stop_reason = self._stop_reason or "paused"
+        self._stop.set()
+        self._halt.set()
+        with self._lock:
+            self._lock.notify_all()
+
+    def cancel(self) -> None:
+        self._stop_reason = "cancelled"
+        self._stop.set()
+        self._halt.set()
+        with self._lock:
+            self._lock.notify_all()
+
+    def progress(self) -> Progress:
+        with self._lock:
+            size = self._remote.size if self._remote else self.source.size
+            return Progress(self._done.total, size, self._fetched, self._hashed, self._connections)
+
+    # -- the run ------------------------------------------------------------------------
+
+    def run(self) -> FileResult:
+        from .._http import make_client
+
+        started = time.monotonic()
+        own_client = self._client is None
+        client = self._client or make_client(timeout_s=self.options.stall_timeout_s)
+        try:
+            return self._run(client, started)
+        except _Stop:
+            raise self._paused() from None
+        finally:
+            if own_client:
+                client.close()
+
+    def _run(self, client: httpx.Client, started: float) -> FileResult:
+        restarted = False  # a changed remote or a bad digest: start over once, not forever
+        single_stream_breaks = 0
+        force_single = False
+        mirror = 0
+        while True:
+            if self._stop.is_set():
+                raise self._paused()
+            self._halt.clear()  # the last transfer's connections are gone; a pause sets both
+            url = self.source.urls[mirror]
+            try:
+                remote = self._probe(url, client)
+            except NetworkError:
+                if mirror + 1 < len(self.source.urls):  # refused, or still failing after retries
+                    mirror += 1
+                    continue
+                raise
+            expected = self._expected_digest(remote)
+            self._remote = remote
+            single = force_single or remote.size is None or not remote.accepts_ranges
+            state = self._starting_state(remote, single=single, checked=expected[0] is not None)
+            try:
+                sha256 = self._transfer(remote, state, expected[0], single=single)
+            except _RangesIgnored:
+                force_single = True  # this server does not honour ranges after all
+                self._saved = None
+                continue
+            except _StreamBroke as broke:
+                single_stream_breaks += 1
+                if single_stream_breaks > self.options.retries:
+                    raise broke.error from None
+                self._saved = None
+                self._sleep_before_retry(single_stream_breaks, broke.retry_after_s, str(broke))
+                continue
+            except RemoteChangedError:
+                if restarted:
+                    raise
+                restarted = True
+                self._saved = None
+                continue
+            except _MirrorFailed as failed:
+                if mirror + 1 < len(self.source.urls):
+                    mirror += 1
+                    self._saved = self._checkpoint_state()  # the bytes so far stay
+                    continue
+                raise failed.error from None
+            except IntegrityError:
+                if restarted or self.source.piece_sha256:
+                    raise
+                restarted = True  # no pieces to tell bad bytes from good: fetch it all again
+                self._saved = None
+                continue
+            size = remote.size if remote.size is not None else self._done.total
+            return FileResult(
+                path=self.part_path,
+                sha256=sha256,
+                size=size,
+                digest_source=expected[1],
+                fetched_bytes=self._fetched,
+                duration_s=time.monotonic() - started,
+                url=remote.url,
+            )
+
+    def _probe(self, url: str, client: httpx.Client) -> RemoteFile:
+        attempt = 0
+        while True:
+            self._check_stop()
+            try:
+                return probe(url, client=client, headers=self.options.headers)
+            except NetworkError as error:
+                transient = isinstance(error, TransferError) or (error.status or 0) in (
+                    429, 500, 502, 503, 504,
+                )  # fmt: skip
+                if not transient or attempt >= self.options.retries:
+                    raise
+                attempt += 1
+                retry_after = error.retry_after_s if isinstance(error, ServerBusyError) else None
+                self._sleep_before_retry(attempt, retry_after, str(error))
+
+    def _expected_digest(self, remote: RemoteFile) -> tuple[str | None, str]:
+        source = self.source
+        if source.size is not None and remote.size is not None and source.size != remote.size:
+            message = (
+                f"{remote.url} serves {remote.size} bytes, but the catalog says the file has "
+                f"{source.size}: refusing a file that is not the one the catalog describes"
+            )
+            raise IntegrityError(message, url=remote.url)
+        if source.sha256 is not None:
+            return source.sha256, "catalog"
+        if remote.linked_sha256 is not None:
+            return remote.linked_sha256, "server"
+        if source.allow_unverified:
+            return None, "none"
+        message = (
+            f"no digest is known for {remote.url}: neither the catalog nor the server gives "
+            "one, so the download could not be verified; allow an unverified download to take "
+            "it anyway"
+        )
+        raise IntegrityError(message, url=remote.url)
+
+    def _starting_state(self, remote: RemoteFile, *, single: bool, checked: bool) -> ResumeState:
+        """The saved state when it still describes this file: same size, same validator,
+        ranges to resume with. Another URL (a mirror, a freshly signed CDN link) has its own
+        validators; its bytes are kept only when a digest will check the mixture."""
+        saved = self._saved
+        same_version = saved is not None and (
+            saved.validator == remote.validator or (saved.url != remote.url and checked)
+        )
+        if (
+            saved is not None
+            and same_version
+            and not single
+            and saved.size == remote.size
+            and saved.validator is not None
+            and self.part_path.exists()
+        ):
+            return saved
+        return ResumeState(url=remote.url, size=remote.size, validator=remote.validator)
+
+    def _transfer(
+        self, remote: RemoteFile, state: ResumeState, expected: str | None, *, single: bool
+    ) -> str:
+        if self._stop.is_set():
+            raise self._paused()
+        self.part_path.parent.mkdir(parents=True, exist_ok=True)
+        part = _core.PartFile(str(self.part_path))
+        hasher: _PrefixHasher | None = None
+        try:
+            if not state.done:
+                part.truncate(0)
+            if remote.size is not None:
+                part.reserve(remote.size)
+            with self._lock:
+                self._done = RangeSet(state.done)
+                self._pending = self._done.gaps(remote.size) if remote.size is not None else []
+                self._active = []
+                self._failure = None
+                self._connections = 0
+            hasher = _PrefixHasher(self, part, state, expected, pieces=not single)
+            hasher.start()
+            if single:
+                self._single_stream(part, remote)
+            else:
+                self._ranged(part, remote, hasher)
+            digest = hasher.finish(remote.size if remote.size is not None else self._done.total)
+            part.sync()
+            return digest
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            message = (
+                f"the disk is full while writing {self.part_path}: free some space and run the "
+                "download again; it resumes where it stopped"
+            )
+            available = _free_bytes(self.part_path.parent)
+            raise InsufficientSpaceError(
+                message, bytes_needed=remote.size or 0, bytes_available=available
+            ) from error
+        finally:
+            if hasher is not None:
+                hasher.abandon()
+            self._save_checkpoint(part)
+            part.close()
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _ranged(self, part: _core.PartFile, remote: RemoteFile, hasher: _PrefixHasher) -> None:
+        """Runs connections until every byte is on disk and hashed (a piece that fails its
+        hash comes back as work), adapting their number and saving the state as it goes."""
+        options = self.options
+        workers: list[threading.Thread] = []
+        target = options.connections or 1
+        last_adapt = time.monotonic()
+        last_fetched = self._fetched
+        last_checkpoint = time.monotonic()
+        checkpointed_done = self._done.total
+        size = remote.size or 0
+        try:
+            while True:
+                with self._lock:
+                    workers = [worker for worker in workers if worker.is_alive()]
+                    self._connections = len(workers)
+                    failure = self._failure or hasher.error
+                    finished = not workers and not self._pending and self._hashed >= size
+                if failure is not None:
+                    raise failure
+                if self._halt.is_set():
+                    raise _Stop
+                if finished:
+                    return
+                while len(workers) < target and self._work_available():
+                    worker = threading.Thread(
+                        target=self._worker, args=(part, remote), name="iris-download", daemon=True
+                    )
+                    workers.append(worker)
+                    worker.start()
+                with self._lock:
+                    self._lock.wait(0.2)
+                now = time.monotonic()
+                if options.connections is None and now - last_adapt >= 1.0:
+                    rate = (self._fetched - last_fetched) / (now - last_adapt)
+                    if rate / max(len(workers), 1) < options.slow_connection_bytes_per_s:
+                        target = min(target + 1, options.max_connections)
+                    last_adapt, last_fetched = now, self._fetched
+                done = self._done.total
+                if (
+                    now - last_checkpoint >= options.checkpoint_interval_s
+                    or done - checkpointed_done >= options.checkpoint_bytes
+                ):
+                    self._save_checkpoint(part)
+                    last_checkpoint, checkpointed_done = now, done
+        finally:
+            self._stop_workers(workers)
+
+    def _stop_workers(self, workers: list[threading.Thread]) -> None:
+        if not any(worker.is_alive() for worker in workers):
+            return
+        self._halt.set()
+        with self._lock:
+            self._lock.notify_all()
+        for worker in workers:
+            worker.join()
+
+    def _work_available(self) -> bool:
+        with self._lock:
+            if self._pending:
+                return True
+            return any(a.end - a.position >= 2 * self.options.min_split_bytes for a in self._active)
+
+    def _next_assignment(self) -> _Assignment | None:
+        """A gap nobody fetches, else the second half of the largest range in flight."""
+        with self._lock:
+            if self._pending:
+                start, end = self._pending.pop(0)
+                assignment = _Assignment(start, end)
+                self._active.append(assignment)
+                return assignment
+            largest = max(self._active, key=lambda a: a.end - a.position, default=None)
+            margin = 2 * self.options.buffer_bytes  # past what its owner may be writing now
+            if largest is None or largest.end - largest.position < 2 * self.options.min_split_bytes:
+                return None
+            middle = largest.position + margin + (largest.end - largest.position - margin) // 2
+            middle -= middle % MiB if middle - largest.position > 2 * MiB else 0
+            assignment = _Assignment(middle, largest.end)
+            largest.end = middle
+            self._active.append(assignment)
+            return assignment
+
+    def _worker(self, part: _core.PartFile, remote: RemoteFile) -> None:
+        buffer = bytearray(self.options.buffer_bytes)
+        view = memoryview(buffer)
+        try:
+            while not self._halt.is_set():
+                assignment = self._next_assignment()
+                if assignment is None:
+                    return
+                try:
+                    self._fetch_with_retries(part, remote, assignment, view)
+                finally:
+                    with self._lock:
+                        self._active.remove(assignment)
+                        if assignment.position < assignment.end:
+                            self._pending.append((assignment.position, assignment.end))
+                        self._lock.notify_all()
+        except _Stop:
+            return
+        except BaseException as error:  # noqa: BLE001 - handed to the thread that runs the download
+            with self._lock:
+                if self._failure is None:
+                    self._failure = error
+                self._lock.notify_all()
+
+    def _fetch_with_retries(
+        self, part: _core.PartFile, remote: RemoteFile, assignment: _Assignment, view: memoryview
+    ) -> None:
+        attempt = 0
+        url = remote.url
+        while assignment.position < assignment.end:
+            self._check_stop()
+            before = assignment.position
+            retry_after: float | None = None
+            try:
+                url = self._fetch(part, remote, url, assignment, view)
+                if assignment.position > before or assignment.position >= assignment.end:
+                    attempt = 0
+                    continue
+                reason = f"{url} answered without any of the bytes asked for"
+            except _RetryLater as later:
+                retry_after, reason = later.delay_s, later.reason
+            except TransferError as error:
+                reason = str(error)
+            if assignment.position > before:
+                attempt = 0  # bytes flowed: this is a new run of trouble, not the same one
+            attempt += 1
+            if attempt > self.options.retries:
+                raise _MirrorFailed(
+                    TransferError(
+                        f"{reason} (gave up after {self.options.retries} attempts)", url=url
+                    )
+                )
+            self._sleep_before_retry(attempt, retry_after, reason)
+            url = remote.url  # a redirect's target may have expired: start from the top
+
+    def _fetch(
+        self,
+        part: _core.PartFile,
+        remote: RemoteFile,
+        url: str,
+        assignment: _Assignment,
+        view: memoryview,
+    ) -> str:
+        """Reads into the assignment until it is done or the response ends; returns the URL
+        the bytes came from (after any redirect)."""
+        slots = self.options.host_slots
+        host = urlsplit(url).hostname or ""
+        if slots is not None and not slots.acquire(host, cancelled=self._halt):
+            raise _Stop
+        try:
+            return self._fetch_connected(part, remote, url, assignment, view)
+        finally:
+            if slots is not None:
+                slots.release(host)
+
+    def _fetch_connected(
+        self,
+        part: _core.PartFile,
+        remote: RemoteFile,
+        url: str,
+        assignment: _Assignment,
+        view: memoryview,
+    ) -> str:
+        options = self.options
+        for _ in range(10):
+            response = open_range(
+                url,
+                assignment.position,
+                assignment.end - 1,
+                if_range=remote.validator,
+                headers=options.headers,
+                connect_timeout_s=options.connect_timeout_s,
+                stall_timeout_s=options.stall_timeout_s,
+            )
+            if response.status in _REDIRECTS and response.headers.get("location"):
+                response.close()
+                url = urljoin(url, response.headers["location"])
+                continue
+            break
+        else:
+            raise _MirrorFailed(NetworkError(f"{url}: too many redirects", url=url))
+        try:
+            self._check_status(response, remote, assignment)
+            self._read_body(part, response, assignment, view)
+        finally:
+            response.close()
+        return url
+
+    def _check_status(
+        self, response: RangeResponse, remote: RemoteFile, assignment: _Assignment
+    ) -> None:
+        status = response.status
+        if status == 206:
+            content_range = parse_content_range(response.headers.get("content-range"))
+            if (
+                content_range is not None
+                and response.length is not None
+                and response.length != content_range.length
+            ):
+                message = (
+                    f"{response.url} sent Content-Length {response.length} for a "
+                    f"{content_range.length}-byte range"
+                )
+                raise TransferError(message, url=response.url)
+            if content_range is None or content_range.start != assignment.position:
+                message = (
+                    f"{response.url} sent the wrong range ({response.headers.get('content-range')})"
+                )
+                raise TransferError(message, url=response.url)
+            if remote.size is not None and content_range.total not in (None, remote.size):
+                message = (
+                    f"{response.url} now has {content_range.total} bytes, not {remote.size}: the "
+                    "remote file changed"
+                )
+                raise RemoteChangedError(message, url=response.url)
+            return
+        if status == 200:
+            current = response.headers.get("etag") or response.headers.get("last-modified")
+            if remote.validator is not None and current is not None and current != remote.validator:
+                message = f"{response.url} has a new version (its ETag changed): starting over"
+                raise RemoteChangedError(message, url=response.url)
+            raise _RangesIgnored
+        if status == 416:
+            message = (
+                f"{response.url} no longer has byte {assignment.position}: the remote file changed"
+            )
+            raise RemoteChangedError(message, url=response.url)
+        if status in (429, 503) or status >= 500:
+            delay = retry_after_s(response.headers.get("retry-after"))
+            raise _RetryLater(delay, f"{response.url} answered HTTP {status}")
+        if status in _PERMANENT or status >= 400:
+            from .._http import _STATUS_ADVICE
+
+            advice = _STATUS_ADVICE.get(status, "the request was refused")
+            error = NetworkError(
+                f"{response.url} answered HTTP {status}: {advice}", url=response.url, status=status
+            )
+            raise _MirrorFailed(error)
+        message = f"{response.url} answered HTTP {status} to a range request"
+        raise TransferError(message, url=response.url, status=status)
+
+    def _read_body(
+        self,
+        part: _core.PartFile,
+        response: RangeResponse,
+        assignment: _Assignment,
+        view: memoryview,
+    ) -> None:
+        """Reads the response into the assignment. A socket read returns what the kernel
+        has (often a few hundred KiB); the buffer is filled before it is written, so the
+        write, the lock and the hasher's wake-up happen per buffer, not per read. A slow
+        link still writes at least every FLUSH_S, and what arrived is written before an
+        error or a stop propagates."""
+        bucket = self.options.rate_limit
+        expected_end = assignment.end
+        if response.length is not None:
+            expected_end = min(expected_end, assignment.position + response.length)
+        while True:
+            with self._lock:
+                end = assignment.end
+            wanted = min(len(view), end - assignment.position)
+            if wanted <= 0:
+                return
+            filled, ended = 0, False
+            flush_at = time.monotonic() + FLUSH_S
+            try:
+                while filled < wanted and not self._halt.is_set():
+                    ask = wanted - filled
+                    if bucket is not None:
+                        ask = bucket.take(ask, cancelled=self._halt)
+                        if ask == 0:
+                            break
+                    count = response.readinto(view[filled : filled + ask])
+                    if bucket is not None and count < ask:
+                        bucket.give_back(ask - count)
+                    if count == 0:
+                        ended = True
+                        break
+                    filled += count
+                    if time.monotonic() >= flush_at:
+                        break
+            finally:
+                if filled:
+                    self._land(part, assignment, view[:filled])
+            if ended:
+                if assignment.position < min(expected_end, end):
+                    message = "the response ended before the range it was asked for"
+                    raise TransferError(message, url=response.url)
+                return
+            self._check_stop()
+
+    def _land(self, part: _core.PartFile, assignment: _Assignment, data: memoryview) -> None:
+        """Writes bytes at the assignment's position and marks them done (never past its
+        end, which another connection may have taken over meanwhile)."""
+        with self._lock:
+            use = min(len(data), assignment.end - assignment.position)
+        if use <= 0:
+            return
+        part.write_at(assignment.position, data[:use])
+        with self._lock:
+            self._done.add(assignment.position, assignment.position + use)
+            assignment.position += use
+            self._fetched += use
+            self._lock.notify_all()
+
+    def _single_stream(self, part: _core.PartFile, remote: RemoteFile) -> None:
+        """A server without ranges (or a size): one connection from byte 0. A break means
+        starting over (raised as _StreamBroke for the caller to retry)."""
+        view = memoryview(bytearray(self.options.buffer_bytes))
+        end = remote.size if remote.size is not None else 1 << 62
+        assignment = _Assignment(0, end)
+        with self._lock:
+            self._connections = 1
+        try:
+            response = open_range(
+                remote.url,
+                0,
+                None,
+                headers=self.options.headers,
+                connect_timeout_s=self.options.connect_timeout_s,
+                stall_timeout_s=self.options.stall_timeout_s,
+            )
+        except TransferError as error:
+            raise _StreamBroke(error) from None
+        try:
+            if response.status not in (200, 206):
+                self._check_status(response, remote, assignment)
+            self._read_body(part, response, assignment, view)
+        except TransferError as error:
+            raise _StreamBroke(error) from None
+        except _RetryLater as later:
+            raise _StreamBroke(TransferError(later.reason, url=remote.url), later.delay_s) from None
+        except _MirrorFailed as failed:
+            raise failed.error from None
+        finally:
+            response.close()
+            with self._lock:
+                self._connections = 0
+        if remote.size is not None and assignment.position < remote.size:
+            message = "the response ended before the end of the file"
+            raise _StreamBroke(TransferError(message, url=remote.url))
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _check_stop(self) -> None:
+        if self._halt.is_set() or self._stop.is_set():
+            raise _Stop
+
+    def _paused(self) -> DownloadPaused:
+        return DownloadPaused(self._stop_reason or "paused", url=self.source.urls[0])
+
+    def _sleep_before_retry(self, attempt: int, retry_after_s: float | None, reason: str) -> None:
+        options = self.options
+        delay = min(options.max_backoff_s, options.backoff_s * 2 ** (attempt - 1))
+        delay *= random.uniform(0.5, 1.0)  # jitter: connections that failed together spread out
+        if retry_after_s is not None:
+            delay = max(delay, min(retry_after_s, options.max_retry_after_s))
+        if self._on_retry is not None:
+            self._on_retry(attempt, delay, reason)
+        if self._halt.wait(delay):
+            raise _Stop
+
+    def _checkpoint_state(self) -> ResumeState:
+        remote = self._remote
+        with self._lock:
+            snapshot = self._hash_snapshot
+            return ResumeState(
+                url=remote.url if remote else self.source.urls[0],
+                size=remote.size if remote else self.source.size,
+                validator=remote.validator if remote else None,
+                done=RangeSet(self._done),
+                hashed_bytes=snapshot[0] if snapshot else 0,
+                hash_state=snapshot[1] if snapshot else None,
+                pieces_hashed=snapshot[2] if snapshot else 0,
+            )
+
+    def _save_checkpoint(self, part: _core.PartFile) -> None:
+        if self._on_checkpoint is None or self._remote is None:
+            return
+        with contextlib.suppress(OSError):
+            part.sync()  # the bytes the state calls done are on the device before it says so
+        self._on_checkpoint(self._checkpoint_state())
+
+
+class _RetryLater(Exception):
+    def __init__(self, delay_s: float | None, reason: str) -> None:
+        super().__init__(reason)
+        self.delay_s = delay_s
+        self.reason = reason
+
+
+class _StreamBroke(Exception):
+    """A single-stream transfer broke: it can only start over."""
+
+    def __init__(self, error: BaseException, retry_after_s: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after_s = retry_after_s
+
+
+class _MirrorFailed(Exception):
+    """This URL will not serve the file: try the next mirror."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _free_bytes(folder: Path) -> int:
+    import shutil
+
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
+
+
+def _is_permanent(error: NetworkError) -> bool:
+    return (error.status or 0) in _PERMANENT or "TLS" in str(error)
+
+
+class _PrefixHasher:
+    """Hashes the file's contiguous prefix as it lands, read back from the part file (what
+    will be renamed into the store is what gets hashed). With a piece manifest, each piece is
+    checked on the way; a bad one is un-hashed and handed back to the connections."""
+
+    def __init__(
+        self,
+        download: FileDownload,
+        part: _core.PartFile,
+        state: ResumeState,
+        expected: str | None,
+        *,
+        pieces: bool,
+    ) -> None:
+        self._download = download
+        self._part = part
+        self._expected = expected
+        source = download.source
+        self._piece_size = source.piece_size if pieces and source.piece_sha256 else None
+        self._pieces = list(source.piece_sha256)
+        self._piece_failures: dict[int, int] = {}
+        if state.hash_state is not None and 0 < state.hashed_bytes <= state.done.contiguous_end(0):
+            self._whole = _core.Sha256.restore(state.hash_state)
+            self._position = state.hashed_bytes
+        else:
+            self._whole = _core.Sha256()
+            self._position = 0
+        self._total: int | None = None
+        self._abandoned = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="iris-hash", daemon=True)
+        self._publish()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def abandon(self) -> None:
+        lock = self._download._lock
+        with lock:
+            self._abandoned = True
+            lock.notify_all()
+        self._thread.join()
+
+    def finish(self, total: int) -> str:
+        """Waits until all `total` bytes are hashed; returns the digest, checked."""
+        lock = self._download._lock
+        with lock:
+            self._total = total
+            lock.notify_all()
+        while self._thread.is_alive():
+            self._thread.join(0.2)
+            if self._download._stop.is_set():
+                raise _Stop
+        if self.error is not None:
+            raise self.error
+        digest = f"sha256:{self._whole.hexdigest()}"
+        if self._expected is not None and digest != self._expected:
+            remote = self._download._remote
+            message = (
+                f"the downloaded file has {digest}, not the expected {self._expected}: the "
+                "bytes are not the file the digest describes"
+            )
+            raise IntegrityError(message, url=remote.url if remote else None)
+        return digest
+
+    def _publish(self) -> None:
+        download = self._download
+        with download._lock:
+            pieces = self._position // self._piece_size if self._piece_size else 0
+            download._hashed = self._position
+            download._hash_snapshot = (self._position, self._whole.save(), pieces)
+            download._lock.notify_all()
+
+    def _ready_bytes(self) -> int | None:
+        """How many bytes can be hashed now (0: wait); None: nothing more to do. Called
+        with the lock held."""
+        if self._abandoned:
+            return None
+        total = self._total
+        if total is not None and self._position >= total:
+            return None
+        available = self._download._done.contiguous_end(self._position)
+        if not self._piece_size:
+            return available - self._position
+        piece_end = self._position + self._piece_size
+        if total is not None:
+            piece_end = min(piece_end, total)
+        size = self._download._remote.size if self._download._remote else None
+        if size is not None:
+            piece_end = min(piece_end, size)
+        return piece_end - self._position if available >= piece_end else 0
+
+    def _run(self) -> None:
+        lock = self._download._lock
+        try:
+            while True:
+                with lock:
+                    ready = self._ready_bytes()
+                    while ready == 0:
+                        lock.wait(0.5)
+                        ready = self._ready_bytes()
+                if ready is None:
+                    return
+                if self._piece_size:
+                    self._hash_piece(ready)
+                else:
+                    length = min(ready, 64 * MiB)  # publish progress (and state) as it goes
+                    _core.hash_range(self._part, [self._whole], self._position, length)
+                    self._position += length
+                self._publish()
+        except BaseException as error:  # noqa: BLE001 - handed to the thread that runs the download
+            self.error = error
+            with lock:
+                lock.notify_all()
+
+    def _hash_piece(self, length: int) -> None:
+        assert self._piece_size is not None
+        index = self._position // self._piece_size
+        before = self._whole.copy()
+        piece = _core.Sha256()
+        _core.hash_range(self._part, [self._whole, piece], self._position, length)
+        expected = self._pieces[index] if index < len(self._pieces) else None
+        if expected is None or piece.hexdigest() == expected.removeprefix("sha256:"):
+            self._position += length
+            return
+        self._whole = before  # un-hash the bad piece
+        failures = self._piece_failures.get(index, 0) + 1
+        self._piece_failures[index] = failures
+        start, end = self._position, self._position + length
+        download = self._download
+        if failures >= 3:
+            message = f"piece {index} (bytes {start}-{end - 1}) failed its hash {failures} times"
+            raise IntegrityError(message, url=download._remote.url if download._remote else None)
+        with download._lock:
+            download._done.remove(start, end)
+            download._pending.append((start, end))
+            download._lock.notify_all()

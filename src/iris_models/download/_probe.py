@@ -1,0 +1,132 @@
+"""What a URL serves before any byte is fetched: where the bytes really are (after
+redirects), their size, the validator that pins this version, whether ranges work, and the
+digest a hub advertises for it (Hugging Face's X-Linked-Etag for LFS files)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .. import _http
+from ..errors import NetworkError
+from ._transport import TransferError, header_int, parse_content_range, retry_after_s
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["RemoteFile", "ServerBusyError", "probe"]
+
+_SHA256_ETAG = re.compile(r'(?:W/)?"?([0-9a-f]{64})"?')
+
+
+class ServerBusyError(NetworkError):
+    """429 or 503: the server asks to come back later, in ``retry_after_s`` if it said."""
+
+    def __init__(self, message: str, *, url: str, status: int, retry_after_s: float | None):
+        super().__init__(message, url=url, status=status)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file on a server, as one request found it."""
+
+    url: str
+    """Where the bytes are: the end of the redirects (ranged requests go straight there)."""
+    size: int | None
+    etag: str | None
+    """A strong ETag (weak ones cannot validate a range)."""
+    last_modified: str | None
+    accepts_ranges: bool
+    linked_sha256: str | None = None
+    """``sha256:<hex>`` a hub advertised for the file (X-Linked-Etag), None without one."""
+    linked_size: int | None = None
+
+    @property
+    def validator(self) -> str | None:
+        """What If-Range sends to make sure a resumed range comes from the same version."""
+        return self.etag or self.last_modified
+
+
+def probe(
+    url: str,
+    *,
+    client: httpx.Client,
+    headers: Mapping[str, str] | None = None,
+) -> RemoteFile:
+    """Asks `url` for its first byte, following redirects.
+
+    A GET for ``bytes=0-0`` rather than a HEAD: one answer proves range support and gives
+    the size (in Content-Range), and signed CDN URLs often refuse HEAD. Raises
+    NetworkError (status set) for an error status, TransferError for a failed connection.
+    """
+    import httpx
+
+    wanted = {**_http.request_headers(url), "Range": "bytes=0-0", "Accept-Encoding": "identity"}
+    wanted.update(headers or {})
+    try:
+        with client.stream("GET", url, headers=wanted, follow_redirects=True) as response:
+            chain = [*response.history, response]
+            final = response
+    except httpx.HTTPError as error:
+        if isinstance(error, httpx.ConnectError) and "CERTIFICATE" in str(error).upper():
+            raise _http.network_error(error, url) from None
+        raise TransferError(str(_http.network_error(error, url)), url=url) from None
+    status = final.status_code
+    final_url = str(final.url)
+    if status == 416:  # an empty file: there is no byte 0
+        # "bytes */0": nothing to fetch. Any other 416 to bytes=0-0 makes no sense.
+        if final.headers.get("Content-Range", "").replace(" ", "") != "bytes*/0":
+            message = f"{url} refused the range bytes=0-0 (HTTP 416) for a non-empty file"
+            raise NetworkError(message, url=url, status=status)
+        return _remote(final_url, 0, final.headers, chain, accepts_ranges=True)
+    if status in (429, 503):
+        message = f"{url} answered HTTP {status}: the server is busy; trying again later"
+        delay = retry_after_s(final.headers.get("Retry-After"))
+        raise ServerBusyError(message, url=url, status=status, retry_after_s=delay)
+    if status >= 400:
+        _http.check_response(final, url)
+    if status == 206:
+        content_range = parse_content_range(final.headers.get("Content-Range"))
+        if content_range is None or content_range.start != 0:
+            message = f"{url} answered a range request with a malformed Content-Range"
+            raise NetworkError(message, url=url, status=status)
+        return _remote(final_url, content_range.total, final.headers, chain, accepts_ranges=True)
+    if status == 200:
+        size = header_int(final.headers.get("Content-Length"))
+        return _remote(final_url, size, final.headers, chain, accepts_ranges=False)
+    message = f"{url} answered HTTP {status} where a file was expected"
+    raise NetworkError(message, url=url, status=status)
+
+
+def _remote(
+    url: str,
+    size: int | None,
+    headers: httpx.Headers,
+    chain: list[httpx.Response],
+    *,
+    accepts_ranges: bool,
+) -> RemoteFile:
+    etag = headers.get("ETag")
+    if etag is not None and etag.startswith("W/"):
+        etag = None
+    linked_sha256 = linked_size = None
+    for response in chain:  # the hub answers the first request; the CDN the last
+        linked = response.headers.get("X-Linked-Etag")
+        match = _SHA256_ETAG.fullmatch(linked.strip()) if linked else None
+        if match is not None:
+            linked_sha256 = f"sha256:{match.group(1)}"
+        linked_length = header_int(response.headers.get("X-Linked-Size"))
+        if linked_length is not None:
+            linked_size = linked_length
+    return RemoteFile(
+        url=url,
+        size=size,
+        etag=etag,
+        last_modified=headers.get("Last-Modified"),
+        accepts_ranges=accepts_ranges,
+        linked_sha256=linked_sha256,
+        linked_size=linked_size,
+    )
