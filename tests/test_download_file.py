@@ -77,12 +77,15 @@ def digest_of(data: bytes) -> str:
 
 
 def fast_options(**changes: Any) -> TransferOptions:
-    """One connection, small buffers and splits (several connections on small files), short
-    backoffs; a stall timeout long enough that a busy machine does not fake a stall."""
+    """One connection, small buffers and splits (several connections on small files), one
+    request per connection's range (the faults here count requests and bytes per request;
+    chunking has its own tests), short backoffs; a stall timeout long enough that a busy
+    machine does not fake a stall."""
     settings: dict[str, Any] = {
         "connections": 1,
         "buffer_bytes": BUFFER,
         "min_split_bytes": 256 * KIB,
+        "chunk_bytes": 1 << 40,
         "stall_timeout_s": 5.0,
         "retries": 4,
         "backoff_s": 0.01,

@@ -22,6 +22,7 @@ __all__ = [
     "network_error",
     "require_online",
     "resolve_url",
+    "status_error",
 ]
 
 ENV_OFFLINE = "IRIS_MODELS_OFFLINE"
@@ -117,11 +118,13 @@ _STATUS_ADVICE = {
 
 def check_response(response: httpx.Response, url: str) -> None:
     """Raises NetworkError for an error status."""
-    status = response.status_code
-    if status < 400:
-        return
+    if response.status_code >= 400:
+        raise status_error(url, response.status_code)
+
+
+def status_error(url: str, status: int) -> NetworkError:
+    """The NetworkError for an HTTP error status, with what to do about it."""
     advice = _STATUS_ADVICE.get(status) or (
         "the server failed: try again later" if status >= 500 else "the request was refused"
     )
-    message = f"{url} answered HTTP {status}: {advice}"
-    raise NetworkError(message, url=url, status=status)
+    return NetworkError(f"{url} answered HTTP {status}: {advice}", url=url, status=status)

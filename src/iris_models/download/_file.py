@@ -32,6 +32,7 @@ from ._probe import RemoteFile, ServerBusyError, probe
 from ._ranges import RangeSet
 from ._rate import HostSlots, TokenBucket
 from ._transport import (
+    ConnectionPool,
     RangeResponse,
     TransferError,
     open_range,
@@ -52,6 +53,8 @@ __all__ = [
 
 MiB = 1 << 20
 FLUSH_S = 0.5  # a slow connection writes (and reports) what it has at least this often
+CHUNK_S = 4.0  # an adaptive chunk lasts about this long at one connection's speed
+MAX_CHUNK_BYTES = 256 * MiB
 _REDIRECTS = (301, 302, 303, 307, 308)
 _PERMANENT = (401, 403, 404, 410)
 
@@ -79,7 +82,11 @@ class TransferOptions:
     slow_connection_bytes_per_s: int = 32 * MiB
     """Below this per connection, the adaptive mode opens another."""
     min_split_bytes: int = 8 * MiB
-    """A connection takes over half of another's range only when both halves are this big."""
+    """A connection takes over half of another's range only when both halves are this big;
+    also the smallest chunk handed out."""
+    chunk_bytes: int | None = None
+    """Bytes per ranged request, handed out in file order so the hash can follow close
+    behind; None adapts to about CHUNK_S of one connection's speed (at most 256 MiB)."""
     buffer_bytes: int = 1 * MiB
     """One read buffer per connection: memory is bounded by connections x buffer."""
     stall_timeout_s: float = 30.0
@@ -215,6 +222,8 @@ class FileDownload:
         self._failure: BaseException | None = None
         self._remote: RemoteFile | None = None
         self._hash_snapshot: tuple[int, bytes, int] | None = None
+        self._started_transfer = time.monotonic()
+        self._fetched_at_start = 0
 
     # -- control, from any thread -------------------------------------------------------
 
@@ -241,20 +250,13 @@ class FileDownload:
     # -- the run ------------------------------------------------------------------------
 
     def run(self) -> FileResult:
-        from .._http import make_client
-
         started = time.monotonic()
-        own_client = self._client is None
-        client = self._client or make_client(timeout_s=self.options.stall_timeout_s)
         try:
-            return self._run(client, started)
+            return self._run(started)
         except _Stop:
             raise self._paused() from None
-        finally:
-            if own_client:
-                client.close()
 
-    def _run(self, client: httpx.Client, started: float) -> FileResult:
+    def _run(self, started: float) -> FileResult:
         restarted = False  # a changed remote or a bad digest: start over once, not forever
         single_stream_breaks = 0
         force_single = False
@@ -265,7 +267,7 @@ class FileDownload:
             self._halt.clear()  # the last transfer's connections are gone; a pause sets both
             url = self.source.urls[mirror]
             try:
-                remote = self._probe(url, client)
+                remote = self._probe(url)
             except NetworkError:
                 if mirror + 1 < len(self.source.urls):  # refused, or still failing after retries
                     mirror += 1
@@ -317,12 +319,12 @@ class FileDownload:
                 url=remote.url,
             )
 
-    def _probe(self, url: str, client: httpx.Client) -> RemoteFile:
+    def _probe(self, url: str) -> RemoteFile:
         attempt = 0
         while True:
             self._check_stop()
             try:
-                return probe(url, client=client, headers=self.options.headers)
+                return probe(url, client=self._client, headers=self.options.headers)
             except NetworkError as error:
                 transient = isinstance(error, TransferError) or (error.status or 0) in (
                     429, 500, 502, 503, 504,
@@ -389,6 +391,8 @@ class FileDownload:
             with self._lock:
                 self._done = RangeSet(state.done)
                 self._pending = self._done.gaps(remote.size) if remote.size is not None else []
+                self._started_transfer = time.monotonic()
+                self._fetched_at_start = self._fetched
                 self._active = []
                 self._failure = None
                 self._connections = 0
@@ -484,10 +488,19 @@ class FileDownload:
             return any(a.end - a.position >= 2 * self.options.min_split_bytes for a in self._active)
 
     def _next_assignment(self) -> _Assignment | None:
-        """A gap nobody fetches, else the second half of the largest range in flight."""
+        """The next chunk in file order (the hasher follows the contiguous prefix, so the
+        connections stay near its front), else the second half of the largest range in
+        flight (so one slow connection does not hold up the end)."""
         with self._lock:
             if self._pending:
-                start, end = self._pending.pop(0)
+                self._pending.sort()
+                start, end = self._pending[0]
+                size = self._chunk_bytes()
+                if end - start > size + size // 2:
+                    end = start + size
+                    self._pending[0] = (end, self._pending[0][1])
+                else:
+                    self._pending.pop(0)
                 assignment = _Assignment(start, end)
                 self._active.append(assignment)
                 return assignment
@@ -496,22 +509,37 @@ class FileDownload:
             if largest is None or largest.end - largest.position < 2 * self.options.min_split_bytes:
                 return None
             middle = largest.position + margin + (largest.end - largest.position - margin) // 2
-            middle -= middle % MiB if middle - largest.position > 2 * MiB else 0
             assignment = _Assignment(middle, largest.end)
             largest.end = middle
             self._active.append(assignment)
             return assignment
 
+    def _chunk_bytes(self) -> int:
+        """Called with the lock held."""
+        options = self.options
+        if options.chunk_bytes is not None:
+            return max(options.chunk_bytes, 1)
+        elapsed = time.monotonic() - self._started_transfer
+        if elapsed <= 0 or self._fetched_this_transfer() <= 0:
+            return options.min_split_bytes
+        per_connection = self._fetched_this_transfer() / elapsed / max(self._connections, 1)
+        wanted = int(per_connection * CHUNK_S)
+        return max(options.min_split_bytes, min(wanted, MAX_CHUNK_BYTES))
+
+    def _fetched_this_transfer(self) -> int:
+        return self._fetched - self._fetched_at_start
+
     def _worker(self, part: _core.PartFile, remote: RemoteFile) -> None:
         buffer = bytearray(self.options.buffer_bytes)
         view = memoryview(buffer)
+        pool = ConnectionPool()  # one keep-alive connection carries this worker's chunks
         try:
             while not self._halt.is_set():
                 assignment = self._next_assignment()
                 if assignment is None:
                     return
                 try:
-                    self._fetch_with_retries(part, remote, assignment, view)
+                    self._fetch_with_retries(part, remote, assignment, view, pool)
                 finally:
                     with self._lock:
                         self._active.remove(assignment)
@@ -525,9 +553,16 @@ class FileDownload:
                 if self._failure is None:
                     self._failure = error
                 self._lock.notify_all()
+        finally:
+            pool.close()
 
     def _fetch_with_retries(
-        self, part: _core.PartFile, remote: RemoteFile, assignment: _Assignment, view: memoryview
+        self,
+        part: _core.PartFile,
+        remote: RemoteFile,
+        assignment: _Assignment,
+        view: memoryview,
+        pool: ConnectionPool,
     ) -> None:
         attempt = 0
         url = remote.url
@@ -536,7 +571,7 @@ class FileDownload:
             before = assignment.position
             retry_after: float | None = None
             try:
-                url = self._fetch(part, remote, url, assignment, view)
+                url = self._fetch(part, remote, url, assignment, view, pool)
                 if assignment.position > before or assignment.position >= assignment.end:
                     attempt = 0
                     continue
@@ -564,6 +599,7 @@ class FileDownload:
         url: str,
         assignment: _Assignment,
         view: memoryview,
+        pool: ConnectionPool,
     ) -> str:
         """Reads into the assignment until it is done or the response ends; returns the URL
         the bytes came from (after any redirect)."""
@@ -572,7 +608,7 @@ class FileDownload:
         if slots is not None and not slots.acquire(host, cancelled=self._halt):
             raise _Stop
         try:
-            return self._fetch_connected(part, remote, url, assignment, view)
+            return self._fetch_connected(part, remote, url, assignment, view, pool)
         finally:
             if slots is not None:
                 slots.release(host)
@@ -584,6 +620,7 @@ class FileDownload:
         url: str,
         assignment: _Assignment,
         view: memoryview,
+        pool: ConnectionPool,
     ) -> str:
         options = self.options
         for _ in range(10):
@@ -595,6 +632,8 @@ class FileDownload:
                 headers=options.headers,
                 connect_timeout_s=options.connect_timeout_s,
                 stall_timeout_s=options.stall_timeout_s,
+                client=self._client,
+                pool=pool,
             )
             if response.status in _REDIRECTS and response.headers.get("location"):
                 response.close()
@@ -743,6 +782,7 @@ class FileDownload:
                 headers=self.options.headers,
                 connect_timeout_s=self.options.connect_timeout_s,
                 stall_timeout_s=self.options.stall_timeout_s,
+                client=self._client,
             )
         except TransferError as error:
             raise _StreamBroke(error) from None

@@ -8,10 +8,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urljoin
 
 from .. import _http
 from ..errors import NetworkError
-from ._transport import TransferError, header_int, parse_content_range, retry_after_s
+from ._transport import header_int, open_range, parse_content_range, retry_after_s
 
 if TYPE_CHECKING:
     import httpx
@@ -50,82 +51,87 @@ class RemoteFile:
         return self.etag or self.last_modified
 
 
+MAX_REDIRECTS = 10
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
 def probe(
     url: str,
     *,
-    client: httpx.Client,
+    client: httpx.Client | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> RemoteFile:
     """Asks `url` for its first byte, following redirects.
 
     A GET for ``bytes=0-0`` rather than a HEAD: one answer proves range support and gives
-    the size (in Content-Range), and signed CDN URLs often refuse HEAD. Raises
-    NetworkError (status set) for an error status, TransferError for a failed connection.
+    the size (in Content-Range), and signed CDN URLs often refuse HEAD. Sent by the same
+    transport as the transfer (through `client` when given): no client to build, and each
+    hop gets only its own host's credentials. Raises NetworkError (status set) for an error
+    status, TransferError for a failed connection.
     """
-    import httpx
-
-    wanted = {**_http.request_headers(url), "Range": "bytes=0-0", "Accept-Encoding": "identity"}
-    wanted.update(headers or {})
-    try:
-        with client.stream("GET", url, headers=wanted, follow_redirects=True) as response:
-            chain = [*response.history, response]
-            final = response
-    except httpx.HTTPError as error:
-        if isinstance(error, httpx.ConnectError) and "CERTIFICATE" in str(error).upper():
-            raise _http.network_error(error, url) from None
-        raise TransferError(str(_http.network_error(error, url)), url=url) from None
-    status = final.status_code
-    final_url = str(final.url)
+    chain: list[Mapping[str, str]] = []
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        wanted = {**_http.request_headers(current), **(headers or {})}
+        response = open_range(current, 0, 0, headers=wanted, client=client)
+        status, answer = response.status, response.headers
+        response.close()
+        chain.append(answer)
+        location = answer.get("location")
+        if status in _REDIRECTS and location:
+            current = urljoin(current, location)
+            continue
+        break
+    else:
+        message = f"{url}: too many redirects (more than {MAX_REDIRECTS}); check the URL"
+        raise NetworkError(message, url=url)
     if status == 416:  # an empty file: there is no byte 0
         # "bytes */0": nothing to fetch. Any other 416 to bytes=0-0 makes no sense.
-        if final.headers.get("Content-Range", "").replace(" ", "") != "bytes*/0":
+        if answer.get("content-range", "").replace(" ", "") != "bytes*/0":
             message = f"{url} refused the range bytes=0-0 (HTTP 416) for a non-empty file"
             raise NetworkError(message, url=url, status=status)
-        return _remote(final_url, 0, final.headers, chain, accepts_ranges=True)
+        return _remote(current, 0, chain, accepts_ranges=True)
     if status in (429, 503):
         message = f"{url} answered HTTP {status}: the server is busy; trying again later"
-        delay = retry_after_s(final.headers.get("Retry-After"))
+        delay = retry_after_s(answer.get("retry-after"))
         raise ServerBusyError(message, url=url, status=status, retry_after_s=delay)
     if status >= 400:
-        _http.check_response(final, url)
+        raise _http.status_error(url, status)
     if status == 206:
-        content_range = parse_content_range(final.headers.get("Content-Range"))
+        content_range = parse_content_range(answer.get("content-range"))
         if content_range is None or content_range.start != 0:
             message = f"{url} answered a range request with a malformed Content-Range"
             raise NetworkError(message, url=url, status=status)
-        return _remote(final_url, content_range.total, final.headers, chain, accepts_ranges=True)
+        return _remote(current, content_range.total, chain, accepts_ranges=True)
     if status == 200:
-        size = header_int(final.headers.get("Content-Length"))
-        return _remote(final_url, size, final.headers, chain, accepts_ranges=False)
+        size = header_int(answer.get("content-length"))
+        return _remote(current, size, chain, accepts_ranges=False)
     message = f"{url} answered HTTP {status} where a file was expected"
     raise NetworkError(message, url=url, status=status)
 
 
 def _remote(
-    url: str,
-    size: int | None,
-    headers: httpx.Headers,
-    chain: list[httpx.Response],
-    *,
-    accepts_ranges: bool,
+    url: str, size: int | None, chain: list[Mapping[str, str]], *, accepts_ranges: bool
 ) -> RemoteFile:
-    etag = headers.get("ETag")
+    """`chain`: each hop's response headers (lower-case names), the last the file's."""
+    final = chain[-1]
+    etag = final.get("etag")
     if etag is not None and etag.startswith("W/"):
         etag = None
     linked_sha256 = linked_size = None
-    for response in chain:  # the hub answers the first request; the CDN the last
-        linked = response.headers.get("X-Linked-Etag")
+    for answer in chain:  # the hub answers the first request; the CDN the last
+        linked = answer.get("x-linked-etag")
         match = _SHA256_ETAG.fullmatch(linked.strip()) if linked else None
         if match is not None:
             linked_sha256 = f"sha256:{match.group(1)}"
-        linked_length = header_int(response.headers.get("X-Linked-Size"))
+        linked_length = header_int(answer.get("x-linked-size"))
         if linked_length is not None:
             linked_size = linked_length
     return RemoteFile(
         url=url,
         size=size,
         etag=etag,
-        last_modified=headers.get("Last-Modified"),
+        last_modified=final.get("last-modified"),
         accepts_ranges=accepts_ranges,
         linked_sha256=linked_sha256,
         linked_size=linked_size,

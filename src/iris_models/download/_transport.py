@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_HEADER_BYTES",
+    "ConnectionPool",
     "ContentRange",
     "RangeResponse",
     "TransferError",
@@ -130,8 +131,11 @@ def open_range(
     connect_timeout_s: float = 15.0,
     stall_timeout_s: float = 30.0,
     client: httpx.Client | None = None,
+    pool: ConnectionPool | None = None,
 ) -> RangeResponse:
     """GET `url` for bytes `start` to `end` (inclusive; None: to the end of the file).
+    With a `pool`, the connection is reused from it and returned to it when the body has
+    been read to its end.
 
     With `if_range` (an ETag or Last-Modified), a server whose file changed answers 200
     with the whole new file, which the caller must notice. Any status comes back as a
@@ -145,7 +149,7 @@ def open_range(
     parts = urlsplit(url)
     if client is not None or parts.scheme not in ("http", "https") or _proxied(url):
         return _HttpxResponse.open(url, wanted, connect_timeout_s, stall_timeout_s, client)
-    response = _SocketResponse.open(url, wanted, connect_timeout_s, stall_timeout_s)
+    response = _SocketResponse.open(url, wanted, connect_timeout_s, stall_timeout_s, pool)
     if response is None:  # not length-framed: let httpx decode it
         return _HttpxResponse.open(url, wanted, connect_timeout_s, stall_timeout_s, client)
     return response
@@ -171,8 +175,35 @@ def _tls_context() -> ssl.SSLContext:
     return context
 
 
+_PoolKey = tuple[str, str, int]
+
+
+class ConnectionPool:
+    """A worker's idle keep-alive connections, by scheme, host and port: the next range to
+    the same server goes over the same connection (no new TCP or TLS handshake per range).
+    One per thread; not thread-safe."""
+
+    def __init__(self) -> None:
+        self._idle: dict[_PoolKey, socket.socket] = {}
+
+    def take(self, key: _PoolKey) -> socket.socket | None:
+        return self._idle.pop(key, None)
+
+    def give(self, key: _PoolKey, connection: socket.socket) -> None:
+        old = self._idle.pop(key, None)
+        if old is not None:
+            old.close()
+        self._idle[key] = connection
+
+    def close(self) -> None:
+        for connection in self._idle.values():
+            connection.close()
+        self._idle.clear()
+
+
 class _SocketResponse:
-    """HTTP/1.1 over a socket of our own: one request per connection (Connection: close)."""
+    """HTTP/1.1 over a socket of our own: kept alive in a ConnectionPool when one is given
+    and the body was read to its end, else one request per connection."""
 
     def __init__(
         self,
@@ -182,6 +213,7 @@ class _SocketResponse:
         headers: dict[str, str],
         early: bytes,
         length: int | None,
+        pool: tuple[ConnectionPool, _PoolKey] | None,
     ) -> None:
         self.url = url
         self.status = status
@@ -191,6 +223,8 @@ class _SocketResponse:
         self._early = early  # body bytes that came in with the head
         self._remaining = length
         self._received = 0
+        keep = headers.get("connection", "").lower() != "close" and length is not None
+        self._pool = pool if keep else None
 
     @classmethod
     def open(
@@ -199,22 +233,51 @@ class _SocketResponse:
         wanted: Mapping[str, str],
         connect_timeout_s: float,
         stall_timeout_s: float,
+        pool: ConnectionPool | None = None,
     ) -> _SocketResponse | None:
-        from .. import __version__
-
         parts = urlsplit(url)
-        host = parts.hostname or ""
         tls = parts.scheme == "https"
-        port = parts.port or (443 if tls else 80)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        key = (parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if tls else 80))
+        idle = pool.take(key) if pool is not None else None
+        if idle is not None:
+            try:
+                return cls._exchange(url, idle, wanted, stall_timeout_s, pool, key)
+            except (TransferError, OSError):
+                pass  # the server closed the idle connection meanwhile: a fresh one, once
         try:
-            connection = socket.create_connection((host, port), timeout=connect_timeout_s)
+            connection = socket.create_connection(key[1:], timeout=connect_timeout_s)
         except OSError as error:
             message = f"could not connect to {parts.netloc} ({error.strerror or error})"
             raise TransferError(message, url=url) from None
         try:
             if tls:
-                connection = _tls_context().wrap_socket(connection, server_hostname=host)
+                connection = _tls_context().wrap_socket(connection, server_hostname=key[1])
+        except ssl.SSLCertVerificationError as error:
+            connection.close()
+            message = f"TLS certificate check failed for {parts.netloc}: {error.verify_message}"
+            raise NetworkError(message, url=url) from None
+        except OSError as error:
+            connection.close()
+            message = f"the TLS handshake with {parts.netloc} failed: {_describe(error)}"
+            raise TransferError(message, url=url) from None
+        return cls._exchange(url, connection, wanted, stall_timeout_s, pool, key)
+
+    @classmethod
+    def _exchange(
+        cls,
+        url: str,
+        connection: socket.socket,
+        wanted: Mapping[str, str],
+        stall_timeout_s: float,
+        pool: ConnectionPool | None,
+        key: _PoolKey,
+    ) -> _SocketResponse | None:
+        """Sends the request on `connection` and reads the head (closing it on failure)."""
+        from .. import __version__
+
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
             connection.settimeout(stall_timeout_s)
             authority = parts.netloc.rpartition("@")[2]  # never the URL's user:password
             lines = [
@@ -222,15 +285,11 @@ class _SocketResponse:
                 f"Host: {authority}",
                 f"User-Agent: iris-models/{__version__}",
                 "Accept-Encoding: identity",
-                "Connection: close",
+                *([] if pool is not None else ["Connection: close"]),
                 *(f"{name}: {value}" for name, value in wanted.items()),
             ]
             connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
             status, headers, early = _read_head(connection, url)
-        except ssl.SSLCertVerificationError as error:
-            connection.close()
-            message = f"TLS certificate check failed for {parts.netloc}: {error.verify_message}"
-            raise NetworkError(message, url=url) from None
         except TransferError:
             connection.close()
             raise
@@ -246,9 +305,12 @@ class _SocketResponse:
             connection.close()
             message = f"a malformed Content-Length: {headers['content-length'][:40]!r}"
             raise TransferError(message, url=url)
+        reusable = pool
         if length is not None and len(early) > length:
             early = early[:length]
-        return cls(url, connection, status, headers, early, length)
+            reusable = None  # bytes past the body: the connection's framing is not ours
+        held = (reusable, key) if reusable is not None else None
+        return cls(url, connection, status, headers, early, length, held)
 
     def readinto(self, buffer: memoryview) -> int:
         if self._remaining == 0 or self._connection is None or not len(buffer):
@@ -281,9 +343,14 @@ class _SocketResponse:
         return count
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        if self._connection is None:
+            return
+        connection, self._connection = self._connection, None
+        if self._pool is not None and self._remaining == 0 and not self._early:
+            pool, key = self._pool
+            pool.give(key, connection)  # read to its end: the next request can use it
+        else:
+            connection.close()
 
 
 def _describe(error: BaseException) -> str:
@@ -373,11 +440,12 @@ class _HttpxResponse:
         except httpx.HTTPError as error:
             if owned is not None:
                 owned.close()
+            from .._http import network_error
+
+            described = network_error(error, url)  # "could not connect", "timed out", ...
             if isinstance(error, httpx.ConnectError) and "CERTIFICATE" in str(error).upper():
-                message = f"TLS certificate check failed: {error}"
-                raise NetworkError(message, url=url) from None
-            message = f"the request failed: {str(error) or type(error).__name__}"
-            raise TransferError(message, url=url) from None
+                raise described from None
+            raise TransferError(str(described), url=url) from None
         return cls(url, response, owned)
 
     def readinto(self, buffer: memoryview) -> int:
