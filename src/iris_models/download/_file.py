@@ -55,6 +55,7 @@ MiB = 1 << 20
 FLUSH_S = 0.5  # a slow connection writes (and reports) what it has at least this often
 CHUNK_S = 4.0  # an adaptive chunk lasts about this long at one connection's speed
 MAX_CHUNK_BYTES = 256 * MiB
+TAIL_CHUNK_BYTES = 1 * MiB  # the smallest chunk, when the end of a file is shared out
 _REDIRECTS = (301, 302, 303, 307, 308)
 _PERMANENT = (401, 403, 404, 410)
 
@@ -224,6 +225,7 @@ class FileDownload:
         self._hash_snapshot: tuple[int, bytes, int] | None = None
         self._started_transfer = time.monotonic()
         self._fetched_at_start = 0
+        self._target_connections = 1
 
     # -- control, from any thread -------------------------------------------------------
 
@@ -448,6 +450,7 @@ class FileDownload:
                     raise _Stop
                 if finished:
                     return
+                self._target_connections = target
                 while len(workers) < target and self._work_available():
                     worker = threading.Thread(
                         target=self._worker, args=(part, remote), name="iris-download", daemon=True
@@ -460,7 +463,7 @@ class FileDownload:
                 if options.connections is None and now - last_adapt >= 1.0:
                     rate = (self._fetched - last_fetched) / (now - last_adapt)
                     if rate / max(len(workers), 1) < options.slow_connection_bytes_per_s:
-                        target = min(target + 1, options.max_connections)
+                        target = min(target * 2, options.max_connections)  # 1, 2, 4, 8
                     last_adapt, last_fetched = now, self._fetched
                 done = self._done.total
                 if (
@@ -495,8 +498,14 @@ class FileDownload:
             if self._pending:
                 self._pending.sort()
                 start, end = self._pending[0]
-                size = self._chunk_bytes()
-                if end - start > size + size // 2:
+                # No bigger than an even share of what is left (waiting and in flight), so the
+                # connections finish together instead of one carrying a long last chunk.
+                left = sum(gap_end - gap_start for gap_start, gap_end in self._pending)
+                left += sum(a.end - a.position for a in self._active)
+                share = -(-left // max(self._target_connections, 1))
+                chunk = self._chunk_bytes()
+                size = max(min(chunk, share), min(chunk, TAIL_CHUNK_BYTES))
+                if end - start > size + size // 4:
                     end = start + size
                     self._pending[0] = (end, self._pending[0][1])
                 else:
