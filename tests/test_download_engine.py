@@ -243,6 +243,27 @@ def test_pull_sync_installs_the_served_bytes_verified_with_events_in_order(
     assert only(events, Started)[0].total_bytes == len(served.body)
 
 
+def test_a_listener_that_raises_does_not_break_the_download(
+    nginx: NginxServer,
+    tmp_path: Path,
+    make_registry: Callable[..., Registry],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    served = serve_model(nginx, tmp_path, "tiny-a", size_bytes=64 * KIB)
+    registry = make_registry(served_entry(served))
+    seen: list[DownloadEvent] = []
+
+    def broken(event: DownloadEvent) -> None:
+        seen.append(event)
+        raise RuntimeError("a bug in the app's listener")
+
+    registry.downloader.add_listener(broken)
+    registry.pull_sync("tiny-a")
+    assert_installed(registry, "tiny-a", served.body)
+    assert kinds(seen)[-1] == "completed"  # it kept receiving every event
+    assert "listener failed" in caplog.text
+
+
 def test_pulling_a_ready_model_again_returns_it_without_touching_the_network(
     nginx: NginxServer, tmp_path: Path, make_registry: Callable[..., Registry]
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -35,11 +36,13 @@ LOCK_POLL_S = 0.5
 POLICY_POLL_S = 5.0
 
 EventCallback = Callable[[ev.DownloadEvent], Any]
+_log = logging.getLogger(__name__)
 
 
 class NetworkPolicy(Protocol):
     """Decides whether transfers may run now (for example: only on an unmetered network, or
-    only while charging). Asked before each download starts and while one waits."""
+    only while charging). Asked before each download starts, while one waits, and every
+    POLICY_POLL_S while one runs (a no pauses it until the answer is yes again)."""
 
     def allows_transfers(self) -> bool | Awaitable[bool]: ...
 
@@ -111,7 +114,11 @@ class Downloader:
 
     def _emit(self, job: _Job | None, event: ev.DownloadEvent) -> None:
         for callback in [*self._listeners, *(job.listeners if job else ())]:
-            result = callback(event)
+            try:
+                result = callback(event)
+            except Exception:  # noqa: BLE001 - a listener's bug must not break the download
+                _log.exception("a download event listener failed on %s", event.kind)
+                continue
             if inspect.isawaitable(result):  # an async callback: run it, keep it referenced
                 task = asyncio.ensure_future(result)
                 self._callback_tasks.add(task)
@@ -165,13 +172,12 @@ class Downloader:
     ) -> InstalledModel:
         """Downloads `model` into the store and returns it once READY.
 
-        `strategy` fetches this model's files instead of the one registered for their URL
-        scheme (see register_strategy).
-
         A model already READY returns at once. Asked again while running, the same job is
-        joined. A paused or failed earlier download resumes from its saved state. Raises
-        DownloadPaused when paused or cancelled, DownloadError (and its kinds) or
-        NetworkError when it fails; the part files of a failed transfer are kept to resume.
+        joined. A paused or failed earlier download resumes from its saved state. `strategy`
+        fetches this model's files instead of the one registered for their URL scheme (see
+        register_strategy). Raises DownloadPaused when paused or cancelled, DownloadError
+        (and its kinds) or NetworkError when it fails; the part files of a failed transfer
+        are kept to resume.
         """
         key = model.id.lower()
         existing = self._jobs.get(key)
@@ -188,8 +194,11 @@ class Downloader:
             installed = await self._run(job, model, connections, mirrors, allow_unverified)
         except BaseException as error:
             if not job.future.done():
-                job.future.set_exception(error)
-                job.future.exception()  # retrieved: joiners re-raise it themselves
+                if isinstance(error, asyncio.CancelledError):
+                    job.future.cancel()  # a future cannot hold a CancelledError
+                else:
+                    job.future.set_exception(error)
+                    job.future.exception()  # retrieved: joiners re-raise it themselves
             raise
         else:
             job.future.set_result(installed)
