@@ -1235,3 +1235,23 @@ def test_a_registered_strategy_fetches_the_urls_of_its_scheme(
     assert request.source.sha256 == served.digest  # told what the bytes must be
     assert request.source.urls[0] == "test://bucket/tiny-a.gguf"
     assert nginx.requests() == []  # the catalog's own URL was never needed
+
+
+def test_resume_downloads_picks_up_every_paused_download_of_the_store(
+    nginx: NginxServer, tmp_path: Path, make_registry: Callable[..., Registry]
+) -> None:
+    first = serve_model(nginx, tmp_path, "tiny-a", size_bytes=256 * KIB)
+    second = serve_model(nginx, tmp_path, "tiny-b", size_bytes=256 * KIB)
+    registry = make_registry(served_entry(first), served_entry(second))
+    for served in (first, second):  # two paused downloads, as a process that stopped leaves
+        registry.store.register(served.model_id)
+        registry.store.transition(served.model_id, "queued")
+        registry.store.transition(served.model_id, "paused")
+    assert [p.model_id for p in registry.pending_downloads()] == ["tiny-a", "tiny-b"]
+
+    outcomes = asyncio.run(registry.resume_downloads())
+
+    assert set(outcomes) == {"tiny-a", "tiny-b"}
+    assert all(model.state is S.READY for model in outcomes.values())  # type: ignore[union-attr]
+    assert registry.pending_downloads() == []
+    assert_installed(registry, "tiny-b", second.body)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from .catalog import Catalog, ModelDescriptor, ModelType
     from .device import DeviceProfile
-    from .download import Downloader, DownloadEvent, DownloadStrategy
+    from .download import Downloader, DownloadEvent, DownloadStrategy, PendingDownload
     from .recommend import Recommendation
     from .shape import ModelShape
     from .store import (
@@ -344,6 +344,31 @@ class Registry:
             on_event=on_event,
             strategy=strategy,
         )
+
+    def pending_downloads(self) -> list[PendingDownload]:
+        """The store's unfinished downloads: queued, under way, paused, or failed with bytes
+        kept (see iris_models.download.PendingDownload)."""
+        from .download import pending_downloads
+
+        return pending_downloads(self.store)
+
+    async def resume_downloads(
+        self, *, on_event: Callable[[DownloadEvent], Any] | None = None
+    ) -> dict[str, InstalledModel | BaseException]:
+        """Pulls every resumable pending download (a later process picking up the queue),
+        at most ``downloader.max_concurrent`` at once; model id -> the READY model, or what
+        stopped it. Models no catalog knows any more are reported as UnknownModelError."""
+        import asyncio
+
+        ids = [pending.model_id for pending in self.pending_downloads() if pending.resumable]
+
+        async def one(model_id: str) -> InstalledModel:
+            return await self.pull(model_id, on_event=on_event)
+
+        outcomes = await asyncio.gather(
+            *(one(model_id) for model_id in ids), return_exceptions=True
+        )
+        return dict(zip(ids, outcomes, strict=True))
 
     def pull_sync(
         self,

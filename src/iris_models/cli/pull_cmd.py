@@ -1,6 +1,7 @@
 """Download catalog models into the store (`pull`), verified as the bytes land, and list the
-downloads under way or paused (`downloads`). Ctrl-C pauses cleanly: run the same command
-again and it resumes where it stopped. With --json, `pull` prints one JSON event per line."""
+downloads under way or paused (`downloads`). Ctrl-C (or SIGTERM) pauses cleanly: run the
+same command again and it resumes where it stopped. With --json, `pull` prints one JSON
+event per line."""
 
 from __future__ import annotations
 
@@ -152,6 +153,7 @@ async def _pull_all(registry: Registry, args: argparse.Namespace, model_ids: lis
 
     with _contextlib_suppress():
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        loop.add_signal_handler(signal.SIGTERM, on_interrupt)  # a service stop: pause too
     json_mode = getattr(args, "json", False)
     view = None if json_mode else _ProgressView()
     emit = _json_event if json_mode else view.update  # type: ignore[union-attr]
@@ -176,6 +178,7 @@ async def _pull_all(registry: Registry, args: argparse.Namespace, model_ids: lis
             view.stop()
         with _contextlib_suppress():
             loop.remove_signal_handler(signal.SIGINT)
+            loop.remove_signal_handler(signal.SIGTERM)
     status = 0
     for model_id, outcome in zip(model_ids, outcomes, strict=True):
         if isinstance(outcome, DownloadPaused):
@@ -293,40 +296,7 @@ class _ProgressView:
 
 
 def _download_rows(registry: Registry) -> list[dict[str, Any]]:
-    """Models with a download queued, under way, paused or failed, with what is saved."""
-    from ..store import LifecycleState as S
-
-    store = registry.store
-    saved: dict[str, list[Any]] = {}
-    for item in store.saved_downloads():
-        saved.setdefault(item.model_id.lower(), []).append(item)
-    rows = []
-    states = (S.QUEUED, S.DOWNLOADING, S.PAUSED, S.DOWNLOADED, S.ERROR, S.DISCOVERED)
-    for model in store.list_models():
-        files = saved.get(model.id.lower(), [])
-        if model.state not in states or (model.state in (S.ERROR, S.DISCOVERED) and not files):
-            continue
-        done = sum(item.bytes_done for item in files)
-        totals = [item.total_bytes for item in files]
-        rows.append(
-            {
-                "id": model.id,
-                "state": model.state.value,
-                "bytes_done": done,
-                "total_bytes": None if not totals or None in totals else sum(totals),
-                "files": [item.rel_path for item in files],
-                "updated_at": max((item.updated_at for item in files), default=model.updated_at),
-                "reason": model.state_reason,
-                "resumable": model.state is not S.DOWNLOADING or not _locked(store, model.id),
-            }
-        )
-    return rows
-
-
-def _locked(store: Any, model_id: str) -> bool:
-    from ..store._locks import ModelLock
-
-    return ModelLock(store.root, model_id).is_held_elsewhere()
+    return [pending.to_dict() for pending in registry.pending_downloads()]
 
 
 def _print_downloads(rows: list[dict[str, Any]]) -> None:

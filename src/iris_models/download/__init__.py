@@ -25,6 +25,7 @@ from ._events import (
 )
 from ._events import Progress as ProgressEvent
 from ._file import FileDownload, FileResult, FileSource, Progress, ResumeState, TransferOptions
+from ._pending import PendingDownload, pending_downloads
 from ._probe import RemoteFile, probe
 from ._ranges import RangeSet
 from ._rate import HostSlots, TokenBucket, parse_rate
@@ -50,6 +51,7 @@ __all__ = [
     "HostSlots",
     "NetworkPolicy",
     "Paused",
+    "PendingDownload",
     "Progress",
     "ProgressEvent",
     "Queued",
@@ -65,6 +67,7 @@ __all__ = [
     "TransferRequest",
     "Verifying",
     "parse_rate",
+    "pending_downloads",
     "probe",
     "register_strategy",
     "strategy_for",
