@@ -363,7 +363,7 @@ def test_a_wrong_catalog_digest_fails_after_one_refetch_and_leaves_no_part_files
     store = registry.store
     record = store.get("tiny-a")
     assert record.state is S.ERROR
-    assert "IntegrityError" in (record.state_reason or "")
+    assert "DigestMismatchError" in (record.state_reason or "")
     assert not store.download_dir("tiny-a").exists()
     assert store.saved_downloads() == []
     assert isinstance(last(events, Failed).error, IntegrityError)
@@ -1255,3 +1255,61 @@ def test_resume_downloads_picks_up_every_paused_download_of_the_store(
     assert all(model.state is S.READY for model in outcomes.values())  # type: ignore[union-attr]
     assert registry.pending_downloads() == []
     assert_installed(registry, "tiny-b", second.body)
+
+
+def test_a_model_of_two_archives_installs_the_files_of_both(
+    nginx: NginxServer, tmp_path: Path, make_registry: Callable[..., Registry]
+) -> None:
+    model_bytes = gguf_body(tmp_path, "tiny-a")
+    first = zip_bytes([("tiny-a.gguf", model_bytes, REGULAR)])
+    second = zip_bytes([("README.txt", README, REGULAR)])
+    files = []
+    for name, data in (("weights.zip", first), ("docs.zip", second)):
+        files.append(
+            {
+                "name": name,
+                "url": nginx.put(name, data),
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "role": "model" if name == "weights.zip" else "extra",
+            }
+        )
+    entry = {"id": "tiny-a", "name": "tiny-a", "type": "llm", "files": files,
+             "deviceRequirements": {"minRAM": 1 << 30}}  # fmt: skip
+    registry = make_registry(entry)
+
+    model = registry.pull_sync("tiny-a")
+
+    assert {item.rel_path: item.role for item in model.files} == {
+        "tiny-a.gguf": "model",
+        "README.txt": "extra",
+    }
+    assert model.path is not None
+    assert model.path.read_bytes() == model_bytes
+
+
+def test_gc_removes_part_files_a_finished_or_forgotten_download_left_and_keeps_a_paused_one(
+    nginx: NginxServer, tmp_path: Path, make_registry: Callable[..., Registry]
+) -> None:
+    served = serve_model(nginx, tmp_path, "tiny-a", size_bytes=64 * KIB)
+    registry = make_registry(served_entry(served))
+    registry.pull_sync("tiny-a")
+    store = registry.store
+    left_after_ready = store.download_dir("tiny-a")  # as a process that died before clean-up
+    left_after_ready.mkdir(parents=True)
+    (left_after_ready / "tiny-a.gguf.part").write_bytes(b"x" * 1000)
+    forgotten = store.download_dir("gone-model")
+    forgotten.mkdir(parents=True)
+    (forgotten / "m.part").write_bytes(b"y" * 1000)
+    store.register("tiny-b")
+    store.transition("tiny-b", "queued")
+    store.transition("tiny-b", "paused")
+    waiting = store.download_dir("tiny-b")
+    waiting.mkdir(parents=True)
+    (waiting / "m.part").write_bytes(b"z" * 1000)
+
+    store.gc()
+
+    assert not left_after_ready.exists()
+    assert not forgotten.exists()
+    assert (waiting / "m.part").exists()

@@ -1326,3 +1326,21 @@ def test_full_disk_raises_insufficient_space_error_that_says_it_resumes(
     assert caught.value.errno == errno.ENOSPC
     assert caught.value.bytes_needed == 8 * MIB
     assert part.exists()
+
+
+def test_pause_wakes_a_connection_blocked_on_a_silent_server_at_once(
+    fault_server: FaultServer, part: Path, executor: concurrent.futures.ThreadPoolExecutor
+) -> None:
+    body = random_body(1 * MIB, seed=77)
+    url = fault_server.serve("/m", body, faults=[Stall(after_bytes=100 * KIB)])
+    download = FileDownload(
+        FileSource(urls=[url], sha256=digest_of(body)),
+        part,
+        options=fast_options(stall_timeout_s=600.0),  # a stop must not wait for this
+    )
+    running = executor.submit(download.run)
+    assert fault_server.wait_for_requests(2, "/m")  # the probe, then the stalled range
+    time.sleep(0.3)  # well into the stall
+    download.pause()
+    with pytest.raises(DownloadPaused):
+        running.result(GUARD_S)  # GUARD_S is a hang guard, far below the 600 s stall timeout

@@ -47,6 +47,7 @@ __all__ = [
     "CatalogError",
     "DeviceProfileError",
     "DigestFormatError",
+    "DigestMismatchError",
     "DownloadError",
     "DownloadPaused",
     "FileChangedError",
@@ -240,6 +241,11 @@ class DownloadPaused(DownloadError):
 class IntegrityError(DownloadError, ValueError):
     """The bytes are not the file they should be: a digest or size that does not match, or
     no digest at all to check them against (unless an unverified download was allowed)."""
+
+
+class DigestMismatchError(IntegrityError):
+    """The downloaded bytes hash to something else than the expected digest (the whole file,
+    or a piece again and again): they are not the file, and are not kept."""
 
 
 class RemoteChangedError(DownloadError):

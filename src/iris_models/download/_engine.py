@@ -17,9 +17,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import DownloadPaused, IntegrityError, ModelExistsError, ModelInUseError
+from .. import _http
+from ..errors import DigestMismatchError, DownloadPaused, ModelExistsError, ModelInUseError
 from . import _events as ev
-from ._archive import extract, is_archive
+from ._archive import ArchiveError, extract, is_archive
 from ._file import FileResult, FileSource, ResumeState, TransferOptions
 from ._rate import HostSlots, TokenBucket
 from ._strategies import DownloadStrategy, Transfer, TransferRequest, strategy_for
@@ -179,6 +180,10 @@ class Downloader:
         (and its kinds) or NetworkError when it fails; the part files of a failed transfer
         are kept to resume.
         """
+        installed = self.store.find(model.id)
+        if installed is not None and installed.state.is_installed:
+            return installed
+        _http.require_online(f"download {model.id!r}", model.download_url)
         key = model.id.lower()
         existing = self._jobs.get(key)
         if existing is not None:
@@ -461,7 +466,8 @@ class Downloader:
         if saved is not None and part_path.exists():
             with contextlib.suppress(KeyError, TypeError, ValueError):
                 state = ResumeState.from_json(saved.state)
-        urls = [*mirrors, spec.url, *spec.mirrors]
+        # hf:// as the endpoint's https URL, each on its own: mirrors may mix schemes.
+        urls = [_http.resolve_url(url) for url in (*mirrors, spec.url, *spec.mirrors)]
         source = FileSource(
             urls=urls,
             size=spec.size_bytes if not spec.size_approximate else None,
@@ -612,7 +618,7 @@ class Downloader:
         from ..store import LifecycleState as S
 
         store = self.store
-        if isinstance(error, IntegrityError):
+        if isinstance(error, DigestMismatchError):  # bytes that are not the file: not kept
             store.clear_downloads(model.id)
             store._delete_part_files(model.id)
         reason = f"{type(error).__name__}: {error}"[:500]
@@ -630,14 +636,13 @@ class Downloader:
         from ..store._install import install_model
         from ..store._policy import Priority
 
-        specs = []
-        for spec, result in results:
-            if is_archive(spec.name):
-                specs.extend(self._unpack(model, result.path))
-            else:
-                specs.append(
-                    FileSpec(result.path, spec.name, spec.role, result.sha256, verified=True)
-                )
+        archives = [result.path for spec, result in results if is_archive(spec.name)]
+        specs = self._unpack(model, archives) if archives else []
+        specs += [
+            FileSpec(result.path, spec.name, spec.role, result.sha256, verified=True)
+            for spec, result in results
+            if not is_archive(spec.name)
+        ]
         installed = install_model(
             self.store,
             model.id,
@@ -656,23 +661,32 @@ class Downloader:
         self.store._delete_part_files(model.id)  # an unpacked archive, and the folder
         return installed
 
-    def _unpack(self, model: ModelDescriptor, archive: Path) -> list[Any]:
-        """DOWNLOADED -> EXTRACTING -> EXTRACTED: the archive's files, unpacked safely, as
-        files to install (the first GGUF is the model; the install hashes them)."""
+    def _unpack(self, model: ModelDescriptor, archives: list[Path]) -> list[Any]:
+        """DOWNLOADED -> EXTRACTING -> EXTRACTED: the archives' files, unpacked safely (each
+        into its own folder; a name two archives share is refused), as files to install (the
+        first GGUF is the model; the install hashes them)."""
         from ..store import FileSpec
         from ..store import LifecycleState as S
+        from ..store._files import remove_tree
 
         store = self.store
         store.transition(model.id, S.EXTRACTING)
-        folder = store.download_dir(model.id) / "unpacked"
-        if folder.exists():  # what an earlier, interrupted unpacking left
-            from ..store._files import remove_tree
-
-            remove_tree(folder)
-        unpacked = extract(archive, folder)
-        store.transition(model.id, S.EXTRACTED, reason=f"{len(unpacked)} files")
-        names = [item.rel_path for item in unpacked]
-        return [FileSpec(folder / name, name, _role_in_archive(name, names)) for name in names]
+        root = store.download_dir(model.id) / "unpacked"
+        if root.exists():  # what an earlier, interrupted unpacking left
+            remove_tree(root)
+        located: dict[str, Path] = {}
+        for index, archive in enumerate(archives):
+            folder = root / str(index)
+            for item in extract(archive, folder):
+                if item.rel_path.lower() in {name.lower() for name in located}:
+                    message = f"{item.rel_path!r} is in more than one of the model's archives"
+                    raise ArchiveError(message)
+                located[item.rel_path] = folder / item.rel_path
+        store.transition(model.id, S.EXTRACTED, reason=f"{len(located)} files")
+        names = list(located)
+        return [
+            FileSpec(path, name, _role_in_archive(name, names)) for name, path in located.items()
+        ]
 
 
 _SPLIT_SHARD = re.compile(r"-\d{5}-of-\d{5}\.gguf$")

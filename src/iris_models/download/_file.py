@@ -9,8 +9,8 @@ so connections and the hasher really run in parallel. The async engine runs it i
 from __future__ import annotations
 
 import base64
-import contextlib
 import errno
+import logging
 import random
 import threading
 import time
@@ -22,6 +22,7 @@ from urllib.parse import urljoin, urlsplit
 
 from .. import _core
 from ..errors import (
+    DigestMismatchError,
     DownloadPaused,
     InsufficientSpaceError,
     IntegrityError,
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 MiB = 1 << 20
+_log = logging.getLogger(__name__)
 FLUSH_S = 0.5  # a slow connection writes (and reports) what it has at least this often
 CHUNK_S = 4.0  # an adaptive chunk lasts about this long at one connection's speed
 MAX_CHUNK_BYTES = 256 * MiB
@@ -117,12 +119,15 @@ class ResumeState:
     hashed_bytes: int = 0
     hash_state: bytes | None = None
     pieces_hashed: int = 0
+    sha256: str | None = None
+    """The digest the bytes were fetched to match: another digest means another file."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "url": self.url,
             "size": self.size,
             "validator": self.validator,
+            "sha256": self.sha256,
             "done": self.done.to_list(),
             "hashed_bytes": self.hashed_bytes,
             "hash_state": None
@@ -143,6 +148,7 @@ class ResumeState:
             hashed_bytes=int(data.get("hashed_bytes", 0)),
             hash_state=None if saved is None else base64.b64decode(saved),
             pieces_hashed=int(data.get("pieces_hashed", 0)),
+            sha256=data.get("sha256"),
         )
 
 
@@ -212,6 +218,7 @@ class FileDownload:
         self._client = client
         self._stop = threading.Event()  # pause or cancel, asked for by the user
         self._halt = threading.Event()  # this transfer's connections must stop (any reason)
+        self._responses: set[RangeResponse] = set()  # being read, to wake them on a stop
         self._stop_reason = ""
         self._lock = threading.Condition()
         self._done = RangeSet()
@@ -223,6 +230,7 @@ class FileDownload:
         self._failure: BaseException | None = None
         self._remote: RemoteFile | None = None
         self._hash_snapshot: tuple[int, bytes, int] | None = None
+        self._expected: str | None = None
         self._started_transfer = time.monotonic()
         self._fetched_at_start = 0
         self._target_connections = 1
@@ -234,15 +242,22 @@ class FileDownload:
         self._stop_reason = self._stop_reason or "paused"
         self._stop.set()
         self._halt.set()
-        with self._lock:
-            self._lock.notify_all()
+        self._abort_responses()
 
     def cancel(self) -> None:
         self._stop_reason = "cancelled"
         self._stop.set()
         self._halt.set()
+        self._abort_responses()
+
+    def _abort_responses(self) -> None:
+        """Wakes every connection blocked on a read, so a stop does not wait for the stall
+        timeout on a silent server."""
         with self._lock:
+            responses = list(self._responses)
             self._lock.notify_all()
+        for response in responses:
+            response.abort()
 
     def progress(self) -> Progress:
         with self._lock:
@@ -262,6 +277,7 @@ class FileDownload:
         restarted = False  # a changed remote or a bad digest: start over once, not forever
         single_stream_breaks = 0
         force_single = False
+        reprobed = False
         mirror = 0
         while True:
             if self._stop.is_set():
@@ -277,8 +293,9 @@ class FileDownload:
                 raise
             expected = self._expected_digest(remote)
             self._remote = remote
+            self._expected = expected[0]
             single = force_single or remote.size is None or not remote.accepts_ranges
-            state = self._starting_state(remote, single=single, checked=expected[0] is not None)
+            state = self._starting_state(remote, single=single, expected=expected[0])
             try:
                 sha256 = self._transfer(remote, state, expected[0], single=single)
             except _RangesIgnored:
@@ -299,6 +316,13 @@ class FileDownload:
                 self._saved = None
                 continue
             except _MirrorFailed as failed:
+                status = getattr(failed.error, "status", None)
+                if remote.url != url and not reprobed and status in (401, 403, 410):
+                    # A redirect's signed URL may have expired: ask the mirror again, once.
+                    reprobed = True
+                    self._saved = self._checkpoint_state()
+                    continue
+                reprobed = False
                 if mirror + 1 < len(self.source.urls):
                     mirror += 1
                     self._saved = self._checkpoint_state()  # the bytes so far stay
@@ -358,13 +382,18 @@ class FileDownload:
         )
         raise IntegrityError(message, url=remote.url)
 
-    def _starting_state(self, remote: RemoteFile, *, single: bool, checked: bool) -> ResumeState:
+    def _starting_state(
+        self, remote: RemoteFile, *, single: bool, expected: str | None
+    ) -> ResumeState:
         """The saved state when it still describes this file: same size, same validator,
         ranges to resume with. Another URL (a mirror, a freshly signed CDN link) has its own
         validators; its bytes are kept only when a digest will check the mixture."""
         saved = self._saved
-        same_version = saved is not None and (
-            saved.validator == remote.validator or (saved.url != remote.url and checked)
+        checked = expected is not None
+        same_version = (
+            saved is not None
+            and saved.sha256 == expected
+            and (saved.validator == remote.validator or (saved.url != remote.url and checked))
         )
         if (
             saved is not None
@@ -375,7 +404,9 @@ class FileDownload:
             and self.part_path.exists()
         ):
             return saved
-        return ResumeState(url=remote.url, size=remote.size, validator=remote.validator)
+        return ResumeState(
+            url=remote.url, size=remote.size, validator=remote.validator, sha256=expected
+        )
 
     def _transfer(
         self, remote: RemoteFile, state: ResumeState, expected: str | None, *, single: bool
@@ -388,6 +419,9 @@ class FileDownload:
         try:
             if not state.done:
                 part.truncate(0)
+                # Forget, durably, any earlier state before writing a byte: a saved state
+                # must never describe bytes this truncation has just thrown away.
+                self._report_checkpoint(state)
             if remote.size is not None:
                 part.reserve(remote.size)
             with self._lock:
@@ -479,6 +513,7 @@ class FileDownload:
         if not any(worker.is_alive() for worker in workers):
             return
         self._halt.set()
+        self._abort_responses()
         with self._lock:
             self._lock.notify_all()
         for worker in workers:
@@ -518,6 +553,8 @@ class FileDownload:
             if largest is None or largest.end - largest.position < 2 * self.options.min_split_bytes:
                 return None
             middle = largest.position + margin + (largest.end - largest.position - margin) // 2
+            if middle + self.options.min_split_bytes > largest.end:
+                return None  # the buffers are too big for this split to leave both halves
             assignment = _Assignment(middle, largest.end)
             largest.end = middle
             self._active.append(assignment)
@@ -638,7 +675,7 @@ class FileDownload:
                 assignment.position,
                 assignment.end - 1,
                 if_range=remote.validator,
-                headers=options.headers,
+                headers=_headers_for(url, options.headers),
                 connect_timeout_s=options.connect_timeout_s,
                 stall_timeout_s=options.stall_timeout_s,
                 client=self._client,
@@ -646,15 +683,21 @@ class FileDownload:
             )
             if response.status in _REDIRECTS and response.headers.get("location"):
                 response.close()
-                url = urljoin(url, response.headers["location"])
+                url = _redirect_target(url, response.headers["location"])
                 continue
             break
         else:
             raise _MirrorFailed(NetworkError(f"{url}: too many redirects", url=url))
+        with self._lock:
+            self._responses.add(response)
         try:
+            if self._halt.is_set():  # stopped while this request was on its way
+                raise _Stop
             self._check_status(response, remote, assignment)
             self._read_body(part, response, assignment, view)
         finally:
+            with self._lock:
+                self._responses.discard(response)
             response.close()
         return url
 
@@ -663,6 +706,11 @@ class FileDownload:
     ) -> None:
         status = response.status
         if status == 206:
+            etag = response.headers.get("etag")
+            validator = remote.validator or ""
+            if etag and validator.startswith(('"', "W/")) and etag != validator:
+                message = f"{response.url} sent a range of another version (ETag {etag})"
+                raise RemoteChangedError(message, url=response.url)
             content_range = parse_content_range(response.headers.get("content-range"))
             if (
                 content_range is not None
@@ -727,6 +775,11 @@ class FileDownload:
         expected_end = assignment.end
         if response.length is not None:
             expected_end = min(expected_end, assignment.position + response.length)
+        content_range = parse_content_range(response.headers.get("content-range"))
+        if content_range is not None:
+            expected_end = min(expected_end, content_range.end + 1)
+        # A body with no length and a file of no known size: its clean end is the file's.
+        open_ended = response.length is None and content_range is None and _unknown_size(self)
         while True:
             with self._lock:
                 end = assignment.end
@@ -755,7 +808,7 @@ class FileDownload:
                 if filled:
                     self._land(part, assignment, view[:filled])
             if ended:
-                if assignment.position < min(expected_end, end):
+                if not open_ended and assignment.position < min(expected_end, end):
                     message = "the response ended before the range it was asked for"
                     raise TransferError(message, url=response.url)
                 return
@@ -788,7 +841,7 @@ class FileDownload:
                 remote.url,
                 0,
                 None,
-                headers=self.options.headers,
+                headers=_headers_for(remote.url, self.options.headers),
                 connect_timeout_s=self.options.connect_timeout_s,
                 stall_timeout_s=self.options.stall_timeout_s,
                 client=self._client,
@@ -841,6 +894,7 @@ class FileDownload:
                 url=remote.url if remote else self.source.urls[0],
                 size=remote.size if remote else self.source.size,
                 validator=remote.validator if remote else None,
+                sha256=self._expected,
                 done=RangeSet(self._done),
                 hashed_bytes=snapshot[0] if snapshot else 0,
                 hash_state=snapshot[1] if snapshot else None,
@@ -850,9 +904,23 @@ class FileDownload:
     def _save_checkpoint(self, part: _core.PartFile) -> None:
         if self._on_checkpoint is None or self._remote is None:
             return
-        with contextlib.suppress(OSError):
-            part.sync()  # the bytes the state calls done are on the device before it says so
-        self._on_checkpoint(self._checkpoint_state())
+        # The state first, then the flush: every byte the state calls done (or hashed) was
+        # written before it was taken, so the flush makes all of them durable before the
+        # state that claims them is saved.
+        state = self._checkpoint_state()
+        try:
+            part.sync()
+        except OSError:
+            return  # not durable: better no new state than one that claims too much
+        self._report_checkpoint(state)
+
+    def _report_checkpoint(self, state: ResumeState) -> None:
+        if self._on_checkpoint is None:
+            return
+        try:
+            self._on_checkpoint(state)
+        except Exception:  # noqa: BLE001 - a busy database must not stop the transfer
+            _log.warning("could not save the resume state of %s", self.part_path, exc_info=True)
 
 
 class _RetryLater(Exception):
@@ -877,6 +945,27 @@ class _MirrorFailed(Exception):
     def __init__(self, error: BaseException) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _headers_for(url: str, extra: Mapping[str, str]) -> dict[str, str]:
+    """The request's headers: the user's, plus the credentials meant for this URL's host
+    only (HF_TOKEN for the Hugging Face endpoint), never carried to another host."""
+    from .. import _http
+
+    return {**_http.request_headers(url), **extra}
+
+
+def _redirect_target(url: str, location: str) -> str:
+    target = urljoin(url, location)
+    if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
+        message = f"{url} redirects to {target}: refusing to leave HTTPS"
+        raise _MirrorFailed(NetworkError(message, url=url))
+    return target
+
+
+def _unknown_size(download: FileDownload) -> bool:
+    remote = download._remote
+    return remote is None or remote.size is None
 
 
 def _free_bytes(folder: Path) -> int:
@@ -913,7 +1002,12 @@ class _PrefixHasher:
         self._piece_size = source.piece_size if pieces and source.piece_sha256 else None
         self._pieces = list(source.piece_sha256)
         self._piece_failures: dict[int, int] = {}
-        if state.hash_state is not None and 0 < state.hashed_bytes <= state.done.contiguous_end(0):
+        aligned = not self._piece_size or state.hashed_bytes % self._piece_size == 0
+        if (
+            state.hash_state is not None
+            and aligned
+            and 0 < state.hashed_bytes <= state.done.contiguous_end(0)
+        ):
             self._whole = _core.Sha256.restore(state.hash_state)
             self._position = state.hashed_bytes
         else:
@@ -954,7 +1048,7 @@ class _PrefixHasher:
                 f"the downloaded file has {digest}, not the expected {self._expected}: the "
                 "bytes are not the file the digest describes"
             )
-            raise IntegrityError(message, url=remote.url if remote else None)
+            raise DigestMismatchError(message, url=remote.url if remote else None)
         return digest
 
     def _publish(self) -> None:
@@ -1024,7 +1118,8 @@ class _PrefixHasher:
         download = self._download
         if failures >= 3:
             message = f"piece {index} (bytes {start}-{end - 1}) failed its hash {failures} times"
-            raise IntegrityError(message, url=download._remote.url if download._remote else None)
+            url = download._remote.url if download._remote else None
+            raise DigestMismatchError(message, url=url)
         with download._lock:
             download._done.remove(start, end)
             download._pending.append((start, end))

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from .. import _http
 from ..errors import NetworkError
@@ -79,7 +79,11 @@ def probe(
         chain.append(answer)
         location = answer.get("location")
         if status in _REDIRECTS and location:
-            current = urljoin(current, location)
+            target = urljoin(current, location)
+            if urlsplit(current).scheme == "https" and urlsplit(target).scheme != "https":
+                message = f"{current} redirects to {target}: refusing to leave HTTPS"
+                raise NetworkError(message, url=url)
+            current = target
             continue
         break
     else:
@@ -119,13 +123,13 @@ def _remote(
     if etag is not None and etag.startswith("W/"):
         etag = None
     linked_sha256 = linked_size = None
-    for answer in chain:  # the hub answers the first request; the CDN the last
+    for answer in chain:  # the hub answers first; a CDN or mirror further on cannot override it
         linked = answer.get("x-linked-etag")
         match = _SHA256_ETAG.fullmatch(linked.strip()) if linked else None
-        if match is not None:
+        if match is not None and linked_sha256 is None:
             linked_sha256 = f"sha256:{match.group(1)}"
         linked_length = header_int(answer.get("x-linked-size"))
-        if linked_length is not None:
+        if linked_length is not None and linked_size is None:
             linked_size = linked_length
     return RemoteFile(
         url=url,

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from .. import _core, _http
-from ..errors import DownloadPaused, IntegrityError
+from ..errors import DigestMismatchError, DownloadPaused, IntegrityError
 from ._file import FileDownload, FileResult, FileSource, Progress, ResumeState, TransferOptions
 
 if TYPE_CHECKING:
@@ -74,8 +74,8 @@ class HTTPStrategy:
 
 
 class HuggingFaceStrategy(HTTPStrategy):
-    """``hf://owner/repo[@revision]/path``: the endpoint's resolve URL (HF_ENDPOINT, and
-    HF_TOKEN sent to that host only), then http(s)."""
+    """``hf://owner/repo[@revision]/path``: the endpoint's resolve URL (HF_ENDPOINT), then
+    http(s); HF_TOKEN goes with each request to that host only."""
 
     def transfer(self, request: TransferRequest) -> Transfer:
         urls = [_http.resolve_url(url) for url in request.source.urls]
@@ -87,20 +87,13 @@ class HuggingFaceStrategy(HTTPStrategy):
             piece_sha256=request.source.piece_sha256,
             allow_unverified=request.source.allow_unverified,
         )
-        headers = {**_http.request_headers(urls[0]), **request.options.headers}
-        options = _replace_headers(request.options, headers)
+        # HF_TOKEN is added per request, for the endpoint's host only (never to the CDN).
         return super().transfer(
             TransferRequest(
-                source, request.part_path, options, request.state, request.on_checkpoint,
-                request.on_retry, request.client,
+                source, request.part_path, request.options, request.state,
+                request.on_checkpoint, request.on_retry, request.client,
             )
         )  # fmt: skip
-
-
-def _replace_headers(options: TransferOptions, headers: Mapping[str, str]) -> TransferOptions:
-    import dataclasses
-
-    return dataclasses.replace(options, headers=dict(headers))
 
 
 class LocalFileStrategy:
@@ -162,7 +155,7 @@ class _LocalCopy:
         digest = f"sha256:{hasher.hexdigest()}"
         if source.sha256 is not None and digest != source.sha256:
             message = f"{path} has {digest}, not the expected {source.sha256}"
-            raise IntegrityError(message, url=url)
+            raise DigestMismatchError(message, url=url)
         if source.sha256 is None and not source.allow_unverified:
             message = f"no digest is known for {url}; allow an unverified download to take it"
             raise IntegrityError(message, url=url)

@@ -8,6 +8,7 @@ the same interface reads through httpx instead."""
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import re
 import socket
@@ -110,6 +111,11 @@ class RangeResponse(Protocol):
     """Lower-case names."""
     length: int | None
     """The body's length from Content-Length; None when the body runs to the close."""
+
+    def abort(self) -> None:
+        """From another thread: makes a read blocked on this response return at once (it
+        then fails); used to pause without waiting for a silent server."""
+        ...
 
     def readinto(self, buffer: memoryview) -> int:
         """Fills up to ``len(buffer)`` bytes; 0 at the end of the body (or for an empty
@@ -312,6 +318,12 @@ class _SocketResponse:
         held = (reusable, key) if reusable is not None else None
         return cls(url, connection, status, headers, early, length, held)
 
+    def abort(self) -> None:
+        connection = self._connection
+        if connection is not None:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
     def readinto(self, buffer: memoryview) -> int:
         if self._remaining == 0 or self._connection is None or not len(buffer):
             return 0  # the end, or no room asked for: as socket.recv_into does
@@ -360,8 +372,20 @@ def _describe(error: BaseException) -> str:
 
 
 def _read_head(connection: socket.socket, url: str) -> tuple[int, dict[str, str], bytes]:
-    """The status, the headers (lower-case names) and any body bytes read past the head."""
+    """The final response's status, headers (lower-case names) and any body bytes read past
+    its head; interim 1xx responses (100 Continue, 103 Early Hints) are read and skipped."""
     data = b""
+    for _ in range(16):
+        status, headers, data = _read_one_head(connection, url, data)
+        if not 100 <= status < 200 or status == 101:
+            return status, headers, data
+    message = "the server sent more than 16 interim (1xx) responses"
+    raise TransferError(message, url=url)
+
+
+def _read_one_head(
+    connection: socket.socket, url: str, data: bytes
+) -> tuple[int, dict[str, str], bytes]:
     while True:
         end = data.find(b"\r\n\r\n")
         if end != -1:
@@ -447,6 +471,9 @@ class _HttpxResponse:
                 raise described from None
             raise TransferError(str(described), url=url) from None
         return cls(url, response, owned)
+
+    def abort(self) -> None:
+        pass  # httpx's stream cannot be woken from another thread: its read timeout ends it
 
     def readinto(self, buffer: memoryview) -> int:
         import httpx

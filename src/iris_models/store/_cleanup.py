@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from ..errors import InsufficientSpaceError, LifecycleError, ModelInUseError, ModelNotFoundError
+from ..errors import (
+    InsufficientSpaceError,
+    LifecycleError,
+    ModelInUseError,
+    ModelNotFoundError,
+    StoreError,
+)
 from ._eviction import (
     Eviction,
     EvictionPlan,
@@ -23,7 +29,7 @@ from ._eviction import (
     select_evictions,
     space_needs,
 )
-from ._files import STAGING_DIR, TRASH_DIR, dir_size, owner_of, remove_tree
+from ._files import DOWNLOADS_DIR, STAGING_DIR, TRASH_DIR, dir_size, owner_of, remove_tree
 from ._lifecycle import INSTALLED_STATES
 from ._locks import PROBE_GRACE_S, exclusive_if_free, locked_model_ids
 from ._policy import CachePolicy
@@ -189,6 +195,22 @@ def find_leftovers(store: Store, held: set[str] | None = None) -> Iterator[Lefto
         for entry in entries:
             if owner_of(entry) not in held:
                 yield Leftover(entry, dir_size(entry), why)
+    # A download's part files outlive it only when its process died between READY and the
+    # clean-up, or its record went: a download still waiting (queued, paused, failed) keeps
+    # them to resume from.
+    try:
+        downloads = sorted((store.root / DOWNLOADS_DIR).iterdir())
+    except FileNotFoundError:
+        downloads = []
+    for entry in downloads:
+        if entry.name in held:
+            continue
+        try:
+            model = store.find(entry.name)
+        except StoreError:  # not a model id at all: nothing a download would have made
+            model = None
+        if model is None or model.state.is_installed:
+            yield Leftover(entry, dir_size(entry), "part files of a finished or forgotten download")
 
 
 def execute_plan(store: Store, plan: EvictionPlan) -> EvictionResult:

@@ -63,7 +63,10 @@ def unique_name(model_id: str) -> str:
 
 
 def owner_of(entry: Path) -> str:
-    """The (lower-cased) model id in an entry named by unique_name: whose lock guards it."""
+    """The (lower-cased) model id in an entry named by unique_name (a download's folder is
+    named by the id alone): whose lock guards it."""
+    if entry.parent.name == DOWNLOADS_DIR:
+        return entry.name
     return entry.name.rsplit(".", 1)[0]
 
 
