@@ -179,3 +179,45 @@ def test_an_interim_1xx_response_is_skipped_for_the_final_one() -> None:
         listener.close()
     assert response.status == 206
     assert bytes(buffer[:count]) == b"hello"
+
+
+def test_a_408_request_timeout_is_retried_not_taken_as_refusal(tmp_path: Path) -> None:
+    from tests.servers.fault_server import FaultServer, Status
+
+    with FaultServer() as server:
+        url = server.serve("/m", BODY, faults=[Status(408, after_requests=1, times=1)])
+        retries: list[str] = []
+        result = FileDownload(
+            FileSource([url], sha256=DIGEST),
+            tmp_path / "m.part",
+            options=TransferOptions(backoff_s=0.01, max_backoff_s=0.02),
+            on_retry=lambda _attempt, _delay, reason: retries.append(reason),
+        ).run()
+    assert result.sha256 == DIGEST
+    assert len(retries) == 1
+    assert "408" in retries[0]
+
+
+def test_a_full_disk_while_copying_a_file_url_is_a_resumable_space_error(tmp_path: Path) -> None:
+    import errno
+    import subprocess
+
+    from iris_models.errors import InsufficientSpaceError
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    command = ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)]
+    mounted = subprocess.run(command, check=False, capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        source = tmp_path / "m.bin"
+        source.write_bytes(BODY)  # 512 KiB into 256 KiB
+        request = TransferRequest(FileSource([source.as_uri()], sha256=DIGEST), mount / "m.part")
+        copy = strategy_for(source.as_uri()).transfer(request)
+        with pytest.raises(InsufficientSpaceError) as full:
+            copy.run()
+        assert full.value.errno == errno.ENOSPC
+        assert "resumes" in str(full.value)
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)

@@ -442,16 +442,9 @@ class FileDownload:
             part.sync()
             return digest
         except OSError as error:
-            if error.errno != errno.ENOSPC:
+            if error.errno not in DISK_FULL:
                 raise
-            message = (
-                f"the disk is full while writing {self.part_path}: free some space and run the "
-                "download again; it resumes where it stopped"
-            )
-            available = _free_bytes(self.part_path.parent)
-            raise InsufficientSpaceError(
-                message, bytes_needed=remote.size or 0, bytes_available=available
-            ) from error
+            raise disk_full(self.part_path, remote.size) from error
         finally:
             if hasher is not None:
                 hasher.abandon()
@@ -745,7 +738,7 @@ class FileDownload:
                 f"{response.url} no longer has byte {assignment.position}: the remote file changed"
             )
             raise RemoteChangedError(message, url=response.url)
-        if status in (429, 503) or status >= 500:
+        if status in (408, 429, 503) or status >= 500:
             delay = retry_after_s(response.headers.get("retry-after"))
             raise _RetryLater(delay, f"{response.url} answered HTTP {status}")
         if status in _PERMANENT or status >= 400:
@@ -966,6 +959,19 @@ def _redirect_target(url: str, location: str) -> str:
 def _unknown_size(download: FileDownload) -> bool:
     remote = download._remote
     return remote is None or remote.size is None
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left, or the user's quota is
+
+
+def disk_full(part_path: Path, size: int | None) -> InsufficientSpaceError:
+    """The error for a part file the disk (or quota) has no more room for: it is kept."""
+    message = (
+        f"the disk is full while writing {part_path}: free some space and run the download "
+        "again; it resumes where it stopped"
+    )
+    available = _free_bytes(part_path.parent)
+    return InsufficientSpaceError(message, bytes_needed=size or 0, bytes_available=available)
 
 
 def _free_bytes(folder: Path) -> int:

@@ -14,7 +14,16 @@ from urllib.parse import unquote, urlsplit
 
 from .. import _core, _http
 from ..errors import DigestMismatchError, DownloadPaused, IntegrityError
-from ._file import FileDownload, FileResult, FileSource, Progress, ResumeState, TransferOptions
+from ._file import (
+    DISK_FULL,
+    FileDownload,
+    FileResult,
+    FileSource,
+    Progress,
+    ResumeState,
+    TransferOptions,
+    disk_full,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -131,34 +140,23 @@ class _LocalCopy:
         if source.size is not None and source.size != total:
             message = f"{path} has {total} bytes, but the catalog says {source.size}"
             raise IntegrityError(message, url=url)
+        if source.sha256 is None and not source.allow_unverified:
+            message = f"no digest is known for {url}; allow an unverified download to take it"
+            raise IntegrityError(message, url=url)
         part = _core.PartFile(str(self._request.part_path))
         hasher = _core.Sha256()
-        chunk = 4 << 20
         try:
-            part.truncate(0)
-            part.reserve(total)
-            with path.open("rb", buffering=0) as reader:
-                buffer = bytearray(chunk)
-                view = memoryview(buffer)
-                while True:
-                    if self._stop.is_set():
-                        raise DownloadPaused(self._reason, url=url)
-                    count = reader.readinto(view)
-                    if not count:
-                        break
-                    part.write_at(self._done, view[:count])
-                    hasher.update(view[:count])
-                    self._done += count
-            part.sync()
+            self._copy(path, part, hasher, total, url)
+        except OSError as error:
+            if error.errno not in DISK_FULL:
+                raise
+            raise disk_full(self._request.part_path, total) from error
         finally:
             part.close()
         digest = f"sha256:{hasher.hexdigest()}"
         if source.sha256 is not None and digest != source.sha256:
             message = f"{path} has {digest}, not the expected {source.sha256}"
             raise DigestMismatchError(message, url=url)
-        if source.sha256 is None and not source.allow_unverified:
-            message = f"no digest is known for {url}; allow an unverified download to take it"
-            raise IntegrityError(message, url=url)
         return FileResult(
             path=self._request.part_path,
             sha256=digest,
@@ -168,6 +166,21 @@ class _LocalCopy:
             duration_s=time.monotonic() - started,
             url=url,
         )
+
+    def _copy(
+        self, path: Path, part: _core.PartFile, hasher: _core.Sha256, total: int, url: str
+    ) -> None:
+        part.truncate(0)
+        part.reserve(total)
+        view = memoryview(bytearray(4 << 20))
+        with path.open("rb", buffering=0) as reader:
+            while count := reader.readinto(view):
+                if self._stop.is_set():
+                    raise DownloadPaused(self._reason, url=url)
+                part.write_at(self._done, view[:count])
+                hasher.update(view[:count])
+                self._done += count
+        part.sync()
 
 
 _STRATEGIES: dict[str, DownloadStrategy] = {
