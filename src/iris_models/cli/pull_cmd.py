@@ -10,6 +10,7 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._output import EXIT_ERROR, EXIT_INTERRUPTED, err_console, format_bytes, print_json
@@ -156,7 +157,7 @@ async def _pull_all(registry: Registry, args: argparse.Namespace, model_ids: lis
         loop.add_signal_handler(signal.SIGTERM, on_interrupt)  # a service stop: pause too
     json_mode = getattr(args, "json", False)
     view = None if json_mode else _ProgressView()
-    emit = _json_event if json_mode else view.update  # type: ignore[union-attr]
+    emit: Callable[[DownloadEvent], None] = _json_event if view is None else view.update
     try:
         if view is not None:
             view.start()
