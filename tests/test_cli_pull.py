@@ -431,3 +431,17 @@ def test_ctrl_c_pauses_pull_with_status_130_and_running_it_again_resumes(
         r for r in setup.nginx.requests("/files/tiny-a.gguf", at_least=2) if r.range != "bytes=0-0"
     ]
     assert rest.range == f"bytes={saved.bytes_done}-{len(body) - 1}"
+
+
+def test_pull_with_a_mirror_refuses_several_models_rather_than_misuse_the_url(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup.serve("tiny-a")
+    setup.serve("tiny-b")
+
+    status, out, err = setup.cli(
+        capsys, "pull", "tiny-a", "tiny-b", "--mirror", "http://127.0.0.1:9/x.gguf"
+    )
+
+    assert_one_line_error(status, out, err, "--mirror names one file's URL")
+    assert setup.nginx.requests() == []

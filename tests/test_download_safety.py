@@ -221,3 +221,15 @@ def test_a_full_disk_while_copying_a_file_url_is_a_resumable_space_error(tmp_pat
         assert "resumes" in str(full.value)
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_mirror_serving_a_file_of_another_size_gives_way_to_the_next(
+    nginx: NginxServer, tmp_path: Path
+) -> None:
+    wrong = nginx.put("other.bin", BODY[:1000])
+    right = nginx.put("m.bin", BODY)
+    result = FileDownload(
+        FileSource([wrong, right], size=len(BODY), sha256=DIGEST), tmp_path / "m.part"
+    ).run()
+    assert result.sha256 == DIGEST
+    assert result.url == right

@@ -43,7 +43,8 @@ def configure_pull(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="URL",
-        help="try this URL before the catalog's (repeatable, tried in order)",
+        help="try this URL before the catalog's (repeatable, tried in order; one model of one "
+        "file)",
     )
     parser.add_argument(
         "--max-concurrent",
@@ -101,7 +102,14 @@ def _registry(args: argparse.Namespace) -> Registry:
 def run_pull(args: argparse.Namespace) -> int:
     with _registry(args) as registry:
         for model_id in args.model_ids:
-            registry.get(model_id)  # an unknown id fails now, with a did-you-mean hint
+            model = registry.get(model_id)  # an unknown id fails now, with a did-you-mean hint
+            if args.mirrors and (len(args.model_ids) > 1 or len(model.files) > 1):
+                message = (
+                    "iris-models: error: --mirror names one file's URL: pull one model of one "
+                    "file with it (the catalog lists each file's own mirrors)"
+                )
+                err_console.print(message, markup=False, soft_wrap=True)
+                return EXIT_ERROR
         _configure_downloader(registry, args.max_concurrent, args.limit_rate)
         return asyncio.run(_pull_all(registry, args, args.model_ids))
 

@@ -174,7 +174,7 @@ class Downloader:
         """Downloads `model` into the store and returns it once READY.
 
         A model already READY returns at once. Asked again while running, the same job is
-        joined. A paused or failed earlier download resumes from its saved state. `strategy`
+        joined. `mirrors` (tried before the catalog's URLs) are for a model of one file. A paused or failed earlier download resumes from its saved state. `strategy`
         fetches this model's files instead of the one registered for their URL scheme (see
         register_strategy). Raises DownloadPaused when paused or cancelled, DownloadError
         (and its kinds) or NetworkError when it fails; the part files of a failed transfer
@@ -184,6 +184,12 @@ class Downloader:
         if installed is not None and installed.state.is_installed:
             return installed
         _http.require_online(f"download {model.id!r}", model.download_url)
+        if mirrors and len(model.files) > 1:
+            message = (
+                f"model {model.id!r} has {len(model.files)} files: mirrors name one file's URL, "
+                "so they are for single-file models (the catalog lists each file's own mirrors)"
+            )
+            raise ValueError(message)
         key = model.id.lower()
         existing = self._jobs.get(key)
         if existing is not None:

@@ -291,7 +291,13 @@ class FileDownload:
                     mirror += 1
                     continue
                 raise
-            expected = self._expected_digest(remote)
+            try:
+                expected = self._expected_digest(remote)
+            except IntegrityError:
+                if mirror + 1 < len(self.source.urls):  # this one serves another file
+                    mirror += 1
+                    continue
+                raise
             self._remote = remote
             self._expected = expected[0]
             single = force_single or remote.size is None or not remote.accepts_ranges
