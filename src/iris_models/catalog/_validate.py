@@ -46,7 +46,7 @@ def _compiled_schema() -> Callable[[Any], Any]:
 def _inline_refs(node: Any, definitions: dict[str, Any]) -> Any:
     """The schema with every ``$ref`` but the model's replaced by its definition: the code
     fastjsonschema generates for a ``$ref`` inside an array formats the item's error name
-    on every call, which made validating 10,000 models three times slower."""
+    on every call, three times the work when a refused 10,000-model catalog is explained."""
     if isinstance(node, dict):
         reference = node.get("$ref", "")
         name = reference.removeprefix("#/definitions/")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 import time
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from ..registry import Registry
 
 __all__ = ["configure_downloads", "configure_pull", "run_downloads", "run_pull"]
+
+# Signal handlers need the main thread and a Unix event loop; without them Ctrl-C still works,
+# as a KeyboardInterrupt that cancels the pull (which pauses it).
+_NO_SIGNAL_HANDLERS = (NotImplementedError, RuntimeError, ValueError)
 
 
 def configure_pull(parser: argparse.ArgumentParser) -> None:
@@ -160,7 +165,7 @@ async def _pull_all(registry: Registry, args: argparse.Namespace, model_ids: lis
         err_console.print("pausing (Ctrl-C again to stop at once)...", markup=False, soft_wrap=True)
         downloader.pause_all()
 
-    with _contextlib_suppress():
+    with contextlib.suppress(*_NO_SIGNAL_HANDLERS):
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
         loop.add_signal_handler(signal.SIGTERM, on_interrupt)  # a service stop: pause too
     json_mode = getattr(args, "json", False)
@@ -185,7 +190,7 @@ async def _pull_all(registry: Registry, args: argparse.Namespace, model_ids: lis
     finally:
         if view is not None:
             view.stop()
-        with _contextlib_suppress():
+        with contextlib.suppress(*_NO_SIGNAL_HANDLERS):
             loop.remove_signal_handler(signal.SIGINT)
             loop.remove_signal_handler(signal.SIGTERM)
     status = 0
@@ -204,14 +209,6 @@ async def _pull_all(registry: Registry, args: argparse.Namespace, model_ids: lis
         elif not json_mode:
             say(f"{outcome.id}: ready ({format_bytes(outcome.size_bytes)}) at {outcome.path}")
     return status
-
-
-def _contextlib_suppress() -> Any:
-    import contextlib
-
-    # Signal handlers need the main thread and a Unix loop; elsewhere Ctrl-C still works,
-    # as a KeyboardInterrupt that cancels the pull (which pauses it).
-    return contextlib.suppress(NotImplementedError, RuntimeError, ValueError)
 
 
 _last_json_progress: dict[str, float] = {}

@@ -228,10 +228,7 @@ class Downloader:
         from ..store._locks import ModelLock
 
         store = self.store
-        installed = store.find(model.id)
-        if installed is not None and installed.state.is_installed:
-            return installed
-        self._prepare_record(model)
+        self._prepare_record(model)  # pull() returned a model already READY
         loop = asyncio.get_running_loop()
         if self._slots is None or self._slots_loop is not loop:
             # One semaphore per event loop: pull_sync runs a new loop for each call.
@@ -369,8 +366,7 @@ class Downloader:
         from ..store import LifecycleState as S
 
         store = self.store
-        folder = store.download_dir(model.id)
-        folder.mkdir(parents=True, exist_ok=True)
+        store.download_dir(model.id).mkdir(parents=True, exist_ok=True)
         saved = {item.rel_path: item for item in store.saved_downloads(model.id)}
         files = list(model.files)
         total = _total_size(files)
@@ -391,7 +387,7 @@ class Downloader:
             )
             for spec in files:
                 result = await self._fetch_file(
-                    job, model, spec, folder, saved.get(spec.name), connections, mirrors,
+                    job, model, spec, saved.get(spec.name), connections, mirrors,
                     allow_unverified, done_before, total,
                 )  # fmt: skip
                 results.append((spec, result))
@@ -440,7 +436,7 @@ class Downloader:
             return  # the server's figure is checked when the part file is reserved
         remaining = 0
         for spec in files:
-            part = self.store.download_dir(model.id) / f"{spec.name}.part"
+            part = self._part_path(model, spec)
             try:
                 allocated = part.stat().st_blocks * 512
             except OSError:
@@ -452,12 +448,15 @@ class Downloader:
             model_id=model.id,
         )
 
+    def _part_path(self, model: ModelDescriptor, spec: ModelFileSpec) -> Path:
+        """Where the download of one file of a model is kept until it is installed."""
+        return self.store.download_dir(model.id) / f"{spec.name}.part"
+
     async def _fetch_file(
         self,
         job: _Job,
         model: ModelDescriptor,
         spec: ModelFileSpec,
-        folder: Path,
         saved: Any,
         connections: int | None,
         mirrors: Sequence[str],
@@ -467,7 +466,7 @@ class Downloader:
     ) -> FileResult:
         store = self.store
         loop = asyncio.get_running_loop()
-        part_path = folder / f"{spec.name}.part"
+        part_path = self._part_path(model, spec)
         state = None
         if saved is not None and part_path.exists():
             with contextlib.suppress(KeyError, TypeError, ValueError):

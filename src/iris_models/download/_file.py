@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from .. import _core
 from ..errors import (
@@ -38,6 +38,7 @@ from ._transport import (
     TransferError,
     open_range,
     parse_content_range,
+    redirect_target,
     retry_after_s,
 )
 
@@ -59,7 +60,6 @@ CHUNK_S = 4.0  # an adaptive chunk lasts about this long at one connection's spe
 MAX_CHUNK_BYTES = 256 * MiB
 TAIL_CHUNK_BYTES = 1 * MiB  # the smallest chunk, when the end of a file is shared out
 _REDIRECTS = (301, 302, 303, 307, 308)
-_PERMANENT = (401, 403, 404, 410)
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,6 @@ class ResumeState:
     done: RangeSet = field(default_factory=RangeSet)
     hashed_bytes: int = 0
     hash_state: bytes | None = None
-    pieces_hashed: int = 0
     sha256: str | None = None
     """The digest the bytes were fetched to match: another digest means another file."""
 
@@ -133,7 +132,6 @@ class ResumeState:
             "hash_state": None
             if self.hash_state is None
             else base64.b64encode(self.hash_state).decode("ascii"),
-            "pieces_hashed": self.pieces_hashed,
         }
 
     @classmethod
@@ -147,7 +145,6 @@ class ResumeState:
             done=RangeSet((int(start), int(end)) for start, end in data.get("done", ())),
             hashed_bytes=int(data.get("hashed_bytes", 0)),
             hash_state=None if saved is None else base64.b64decode(saved),
-            pieces_hashed=int(data.get("pieces_hashed", 0)),
             sha256=data.get("sha256"),
         )
 
@@ -229,7 +226,7 @@ class FileDownload:
         self._connections = 0
         self._failure: BaseException | None = None
         self._remote: RemoteFile | None = None
-        self._hash_snapshot: tuple[int, bytes, int] | None = None
+        self._hash_snapshot: tuple[int, bytes] | None = None
         self._expected: str | None = None
         self._started_transfer = time.monotonic()
         self._fetched_at_start = 0
@@ -747,7 +744,7 @@ class FileDownload:
         if status in (408, 429, 503) or status >= 500:
             delay = retry_after_s(response.headers.get("retry-after"))
             raise _RetryLater(delay, f"{response.url} answered HTTP {status}")
-        if status in _PERMANENT or status >= 400:
+        if status >= 400:
             from .._http import _STATUS_ADVICE
 
             advice = _STATUS_ADVICE.get(status, "the request was refused")
@@ -778,7 +775,8 @@ class FileDownload:
         if content_range is not None:
             expected_end = min(expected_end, content_range.end + 1)
         # A body with no length and a file of no known size: its clean end is the file's.
-        open_ended = response.length is None and content_range is None and _unknown_size(self)
+        size_unknown = self._remote is None or self._remote.size is None
+        open_ended = response.length is None and content_range is None and size_unknown
         while True:
             with self._lock:
                 end = assignment.end
@@ -897,7 +895,6 @@ class FileDownload:
                 done=RangeSet(self._done),
                 hashed_bytes=snapshot[0] if snapshot else 0,
                 hash_state=snapshot[1] if snapshot else None,
-                pieces_hashed=snapshot[2] if snapshot else 0,
             )
 
     def _save_checkpoint(self, part: _core.PartFile) -> None:
@@ -955,16 +952,10 @@ def _headers_for(url: str, extra: Mapping[str, str]) -> dict[str, str]:
 
 
 def _redirect_target(url: str, location: str) -> str:
-    target = urljoin(url, location)
-    if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
-        message = f"{url} redirects to {target}: refusing to leave HTTPS"
-        raise _MirrorFailed(NetworkError(message, url=url))
-    return target
-
-
-def _unknown_size(download: FileDownload) -> bool:
-    remote = download._remote
-    return remote is None or remote.size is None
+    try:
+        return redirect_target(url, location)
+    except NetworkError as refused:
+        raise _MirrorFailed(refused) from None
 
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left, or the user's quota is
@@ -987,10 +978,6 @@ def _free_bytes(folder: Path) -> int:
         return shutil.disk_usage(folder).free
     except OSError:
         return 0
-
-
-def _is_permanent(error: NetworkError) -> bool:
-    return (error.status or 0) in _PERMANENT or "TLS" in str(error)
 
 
 class _PrefixHasher:
@@ -1066,9 +1053,8 @@ class _PrefixHasher:
     def _publish(self) -> None:
         download = self._download
         with download._lock:
-            pieces = self._position // self._piece_size if self._piece_size else 0
             download._hashed = self._position
-            download._hash_snapshot = (self._position, self._whole.save(), pieces)
+            download._hash_snapshot = (self._position, self._whole.save())
             download._lock.notify_all()
 
     def _ready_bytes(self) -> int | None:

@@ -8,11 +8,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urljoin, urlsplit
 
 from .. import _http
 from ..errors import NetworkError
-from ._transport import header_int, open_range, parse_content_range, retry_after_s
+from ._transport import (
+    header_int,
+    open_range,
+    parse_content_range,
+    redirect_target,
+    retry_after_s,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -79,11 +84,7 @@ def probe(
         chain.append(answer)
         location = answer.get("location")
         if status in _REDIRECTS and location:
-            target = urljoin(current, location)
-            if urlsplit(current).scheme == "https" and urlsplit(target).scheme != "https":
-                message = f"{current} redirects to {target}: refusing to leave HTTPS"
-                raise NetworkError(message, url=url)
-            current = target
+            current = redirect_target(current, location)
             continue
         break
     else:

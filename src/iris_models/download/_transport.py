@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from ..errors import NetworkError
 
@@ -35,6 +35,7 @@ __all__ = [
     "header_int",
     "open_range",
     "parse_content_range",
+    "redirect_target",
     "retry_after_s",
 ]
 
@@ -100,6 +101,16 @@ def retry_after_s(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def redirect_target(url: str, location: str) -> str:
+    """Where a redirect from `url` to `location` leads; NetworkError for one that would
+    leave HTTPS (a downgraded hop could serve any bytes, and a digest to match them)."""
+    target = urljoin(url, location)
+    if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
+        message = f"{url} redirects to {target}: refusing to leave HTTPS"
+        raise NetworkError(message, url=url)
+    return target
 
 
 class RangeResponse(Protocol):
