@@ -180,6 +180,54 @@ def test_transition_of_a_missing_model_raises_model_not_found(store: Store) -> N
         store.transition("ghost", S.DISCOVERED)
 
 
+def test_transition_if_moves_only_from_the_states_it_names(store: Store) -> None:
+    store.register("m")
+    seen: list[StateChange] = []
+    store.add_observer(seen.append)
+
+    assert store.transition_if("m", [S.PAUSED, S.ERROR], S.QUEUED) is None
+    assert store.get("m").state is S.DISCOVERED
+    assert seen == []
+
+    change = store.transition_if("m", ["discovered", S.PAUSED], "queued", reason="go")
+    assert change is not None
+    assert (change.from_state, change.to_state, change.reason) == (S.DISCOVERED, S.QUEUED, "go")
+    assert store.get("m").state is S.QUEUED
+    assert seen == [change]
+
+
+def test_transition_if_still_keeps_to_the_table(store: Store) -> None:
+    store.register("m")
+    with pytest.raises(LifecycleError, match="from discovered to ready"):
+        store.transition_if("m", [S.DISCOVERED], S.READY)
+    with pytest.raises(ModelNotFoundError, match="no model 'ghost'"):
+        store.transition_if("ghost", [S.DISCOVERED], S.QUEUED)
+    assert store.get("m").state is S.DISCOVERED
+
+
+def test_transition_if_racing_on_one_record_moves_it_once(tmp_path: Path) -> None:
+    """Eight stores on one root (eight SQLite connections, as eight processes would have)
+    race to queue the same record: one moves it, the others see it moved, none fails."""
+    root = tmp_path / "store"
+    with Store(root) as first:
+        first.register("m")
+    start = threading.Barrier(8)
+
+    def queue_it(_: int) -> StateChange | None:
+        with Store(root, auto_cleanup=False) as mine:
+            start.wait()
+            return mine.transition_if("m", [S.DISCOVERED, S.PAUSED], S.QUEUED)
+
+    with ThreadPoolExecutor(8) as pool:
+        changes = list(pool.map(queue_it, range(8)))
+
+    assert sum(change is not None for change in changes) == 1
+    with Store(root, auto_cleanup=False) as reopened:
+        assert reopened.get("m").state is S.QUEUED
+        moves = [(e.from_state, e.to_state) for e in reopened.events(model_id="m", kind="state")]
+    assert moves == [("uninitialized", "discovered"), ("discovered", "queued")]
+
+
 def test_error_state_can_go_back_to_discovered_and_retry(store: Store) -> None:
     store.register("retry")
     for target in (S.QUEUED, S.DOWNLOADING, S.ERROR, S.DISCOVERED, S.QUEUED):

@@ -287,20 +287,16 @@ class Downloader:
         from ..store import LifecycleState as S
 
         store = self.store
-        existing = store.find(model.id)
-        if existing is None:
+        if store.find(model.id) is None:
             with contextlib.suppress(ModelExistsError):  # another process registered it now
                 store.register(
                     model.id, name=model.name, category=model.type.value, source=model.download_url
                 )
-            existing = store.get(model.id)
-        state = existing.state
-        if state is S.ERROR:
-            store.transition(model.id, S.DISCOVERED, reason="download again")
-            state = S.DISCOVERED
-        if state in (S.DISCOVERED, S.PAUSED):
-            store.transition(model.id, S.QUEUED, reason="download")
-        # DOWNLOADING or DOWNLOADED: another process is at it, or was and died; which one
+        # Another process pulling the same model may move the record between a read and a
+        # write here (the lock comes later), so each step is a compare-and-set.
+        store.transition_if(model.id, [S.ERROR], S.DISCOVERED, reason="download again")
+        store.transition_if(model.id, [S.DISCOVERED, S.PAUSED], S.QUEUED, reason="download")
+        # QUEUED, DOWNLOADING or later: another process is at it, or was and died; which one
         # is known once its lock is ours (see _take_over).
 
     def _take_over(self, model_id: str, resumed: bool) -> None:
@@ -600,10 +596,9 @@ class Downloader:
         from ..store import LifecycleState as S
 
         store = self.store
-        with contextlib.suppress(Exception):  # another process may have moved it meanwhile
-            state = store.get(model.id).state
-            if state is S.QUEUED or (state is S.DOWNLOADING and lock_held):
-                store.transition(model.id, S.PAUSED, reason=reason)
+        ours = [S.QUEUED, S.DOWNLOADING] if lock_held else [S.QUEUED]
+        with contextlib.suppress(Exception):  # another process may have removed it meanwhile
+            store.transition_if(model.id, ours, S.PAUSED, reason=reason)
 
     def _forget(self, model: ModelDescriptor, *, keep: bool, lock_held: bool) -> None:
         """A cancelled download: the record goes; the part files too unless kept."""
@@ -627,10 +622,9 @@ class Downloader:
             store.clear_downloads(model.id)
             store._delete_part_files(model.id)
         reason = f"{type(error).__name__}: {error}"[:500]
-        with contextlib.suppress(Exception):
-            failing = (S.QUEUED, S.DOWNLOADING, S.PAUSED, S.DOWNLOADED, S.EXTRACTING, S.EXTRACTED)
-            if store.get(model.id).state in failing:
-                store.transition(model.id, S.ERROR, reason=reason)
+        failing = (S.QUEUED, S.DOWNLOADING, S.PAUSED, S.DOWNLOADED, S.EXTRACTING, S.EXTRACTED)
+        with contextlib.suppress(Exception):  # another process may have removed it meanwhile
+            store.transition_if(model.id, failing, S.ERROR, reason=reason)
 
     def _install(
         self, model: ModelDescriptor, results: list[tuple[ModelFileSpec, FileResult]]

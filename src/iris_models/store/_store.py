@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -334,27 +334,58 @@ class Store:
         """Moves a model to another state, if the transition table allows it (LifecycleError
         otherwise); the change is logged and observers are told."""
         target = _parse_state(to_state)
+        with self.db.write() as sql:
+            change = self._transition(sql, model_id, self._state(sql, model_id), target, reason)
+        self._notify([change])
+        return change
+
+    def transition_if(
+        self,
+        model_id: str,
+        from_states: Collection[LifecycleState | str],
+        to_state: LifecycleState | str,
+        *,
+        reason: str | None = None,
+    ) -> StateChange | None:
+        """Like transition(), but only from one of `from_states`: from any other state nothing
+        changes and None is returned. The read and the change are one transaction, so when
+        two processes race to move the same record, the second sees where the first put it
+        instead of failing on a state it read before the first moved it."""
+        target = _parse_state(to_state)
+        sources = {_parse_state(state) for state in from_states}
+        with self.db.write() as sql:
+            current = self._state(sql, model_id)
+            if current not in sources:
+                return None
+            change = self._transition(sql, model_id, current, target, reason)
+        self._notify([change])
+        return change
+
+    def _transition(
+        self,
+        sql: sqlite3.Connection,
+        model_id: str,
+        current: LifecycleState,
+        target: LifecycleState,
+        reason: str | None,
+    ) -> StateChange:
         if target in (_S.CLEANUP, _S.UNINITIALIZED):
             message = f"use remove({model_id!r}) to remove a model: it takes the model's lock"
             raise LifecycleError(message, model_id=model_id, from_state="?", to_state=target.value)
-        with self.db.write() as sql:
-            current = self._state(sql, model_id)
-            check_transition(model_id, current, target)  # the table's answer comes first
-            if target.is_installed and not current.is_installed:
-                files = sql.execute(
-                    "SELECT count(*) FROM files WHERE model_id = ?", (model_id,)
-                ).fetchone()[0]
-                if not files:
-                    message = (
-                        f"model {model_id!r} has no verified files, so it cannot become "
-                        f"{target.value}; install() puts files in and verifies them"
-                    )
-                    raise LifecycleError(
-                        message, model_id=model_id, from_state=current.value, to_state=target.value
-                    )
-            change = self._record_transition(sql, model_id, current, target, reason)
-        self._notify([change])
-        return change
+        check_transition(model_id, current, target)  # the table's answer comes first
+        if target.is_installed and not current.is_installed:
+            files = sql.execute(
+                "SELECT count(*) FROM files WHERE model_id = ?", (model_id,)
+            ).fetchone()[0]
+            if not files:
+                message = (
+                    f"model {model_id!r} has no verified files, so it cannot become "
+                    f"{target.value}; install() puts files in and verifies them"
+                )
+                raise LifecycleError(
+                    message, model_id=model_id, from_state=current.value, to_state=target.value
+                )
+        return self._record_transition(sql, model_id, current, target, reason)
 
     def register(
         self,
