@@ -13,7 +13,8 @@ from tests.cli_helpers import run_cli
 
 from iris_models.cli import main
 
-SAMPLE = Path(__file__).resolve().parent.parent / "src" / "iris_models" / "data" / "sample.gguf"
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "src" / "iris_models" / "data" / "sample.gguf"
 
 
 def test_inspect_sample_prints_the_summary(capsys):
@@ -130,3 +131,28 @@ def test_console_script_runs_and_help_does_not_load_the_core():
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.split()
     assert loaded == ["False", "False"]
+
+
+def test_the_readmes_first_command_runs_the_main_job_on_the_bundled_defaults(
+    tmp_path: Path,
+) -> None:
+    """The README opens with `pip install . && <main job>`: the installed console script runs
+    that job on a machine with nothing set up (a fresh home, no network) and recommends
+    from the bundled catalog for this device."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0].strip()
+    install, _, job = first_block.partition(" && ")
+    assert install == "pip install ."
+    program, *arguments = job.split()
+    executable = shutil.which(program)
+    assert executable is not None, f"the {program} console script is not installed"
+    environment = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "IRIS_MODELS_OFFLINE": "1"}
+
+    command = [executable, *arguments, "--json"]
+    result = subprocess.run(command, check=False, capture_output=True, text=True, env=environment)
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["recommendations"], report
+    ids = {entry["id"] for entry in report["recommendations"]}
+    assert "gemma-3-270m-q4_k_m" in ids  # the one verified entry runs anywhere
