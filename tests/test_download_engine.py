@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pytest
 from tests.cli_helpers import run_cli
 from tests.gguf_py_files import make_gguf
@@ -52,7 +53,7 @@ from iris_models.errors import (
     InsufficientSpaceError,
     IntegrityError,
 )
-from iris_models.store import LifecycleState
+from iris_models.store import CachePolicy, LifecycleState
 
 S = LifecycleState
 KIB = 1024
@@ -1102,6 +1103,46 @@ def test_a_refused_archive_leaves_the_model_in_error_and_pullable_again(
     assert registry.store.get("bad").state is S.ERROR
     with pytest.raises(ArchiveError):  # the same refusal again, not a LifecycleError
         registry.pull_sync("bad")
+
+
+def test_a_disk_that_fills_while_unpacking_keeps_the_archive_and_unpacks_it_again(
+    nginx: NginxServer, tmp_path: Path, small_disk: Path
+) -> None:
+    """The archive (about 512 KiB) fits on the 2 MiB disk; what it unpacks to (2.5 MiB) does
+    not. The pull fails with InsufficientSpaceError, not a raw OSError; the half-unpacked
+    files go and the verified archive stays. With room made, the next pull unpacks it again
+    without fetching a byte."""
+    padding = np.random.default_rng(7).bytes(512 * KIB) + bytes(2 * MIB)
+    model_bytes = gguf_body(tmp_path, "tiny-a")
+    name = "tiny-a.zip"
+    data = zip_bytes([("tiny-a.gguf", model_bytes, REGULAR), ("padding.bin", padding, REGULAR)])
+    url = nginx.put(name, data)
+    catalog = write_catalog(tmp_path / "catalog.json", [archive_entry("tiny-a", name, url, data)])
+    with Registry(small_disk / "store", catalogs=[str(catalog)]) as registry:
+        registry.downloader.space_buffer_bytes = 0  # the archive itself fits
+        registry.store.set_policy(CachePolicy(min_free_bytes=0))
+        with pytest.raises(InsufficientSpaceError) as caught:
+            registry.pull_sync("tiny-a")
+
+        message = str(caught.value)
+        assert "disk is full while unpacking 'tiny-a'" in message
+        assert "not fetched again" in message
+        assert caught.value.bytes_needed == len(model_bytes) + len(padding)
+        store = registry.store
+        assert store.get("tiny-a").state is S.ERROR
+        assert not (store.download_dir("tiny-a") / "unpacked").exists()
+        assert (store.download_dir("tiny-a") / f"{name}.part").stat().st_size == len(data)
+
+        remounted = subprocess.run(
+            ["mount", "-o", "remount,size=8m", str(small_disk)], capture_output=True, check=False
+        )
+        assert remounted.returncode == 0, remounted.stderr
+        model = registry.pull_sync("tiny-a")
+
+        assert model.state is S.READY
+        assert (store.models_dir / "tiny-a" / "padding.bin").read_bytes() == padding
+    transfers = [r for r in nginx.requests(name, at_least=2) if r.range != "bytes=0-0"]
+    assert sum(r.body_bytes_sent for r in transfers) == len(data)  # probes aside, once
 
 
 # --- events as an async iterator -----------------------------------------------------------------

@@ -77,6 +77,19 @@ def extract(
     return written
 
 
+def unpacked_size(archive: Path) -> int | None:
+    """The bytes `archive`'s regular files hold unpacked, as its headers state them (a tar
+    stream is read through to find them); None when it cannot be read."""
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as bundle:
+                return sum(info.file_size for info in bundle.infolist() if not info.is_dir())
+        with tarfile.open(archive, mode="r:*") as tar:
+            return sum(member.size for member in tar if member.isfile())
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError):
+        return None
+
+
 def _unpack(
     archive: Path,
     destination: Path,

@@ -18,10 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import _http
-from ..errors import DigestMismatchError, DownloadPaused, ModelExistsError, ModelInUseError
+from ..errors import (
+    DigestMismatchError,
+    DownloadPaused,
+    InsufficientSpaceError,
+    ModelExistsError,
+    ModelInUseError,
+)
 from . import _events as ev
-from ._archive import ArchiveError, extract, is_archive
-from ._file import FileResult, FileSource, ResumeState, TransferOptions
+from ._archive import ArchiveError, extract, is_archive, unpacked_size
+from ._file import DISK_FULL, FileResult, FileSource, ResumeState, TransferOptions, free_bytes
 from ._rate import HostSlots, TokenBucket
 from ._strategies import DownloadStrategy, Transfer, TransferRequest, strategy_for
 
@@ -674,13 +680,31 @@ class Downloader:
         if root.exists():  # what an earlier, interrupted unpacking left
             remove_tree(root)
         located: dict[str, Path] = {}
-        for index, archive in enumerate(archives):
-            folder = root / str(index)
-            for item in extract(archive, folder):
-                if item.rel_path.lower() in {name.lower() for name in located}:
-                    message = f"{item.rel_path!r} is in more than one of the model's archives"
-                    raise ArchiveError(message)
-                located[item.rel_path] = folder / item.rel_path
+        try:
+            for index, archive in enumerate(archives):
+                folder = root / str(index)
+                for item in extract(archive, folder):
+                    if item.rel_path.lower() in {name.lower() for name in located}:
+                        message = f"{item.rel_path!r} is in more than one of the model's archives"
+                        raise ArchiveError(message)
+                    located[item.rel_path] = folder / item.rel_path
+        except OSError as error:
+            if error.errno not in DISK_FULL:
+                raise
+            # What was unpacked goes, to give the space back; the archives stay, complete
+            # and verified, so the next pull unpacks them again without fetching a byte.
+            with contextlib.suppress(OSError):
+                remove_tree(root)
+            message = (
+                f"the disk is full while unpacking {model.id!r}'s archive into {root}: free "
+                "some space and pull it again; the downloaded archive is kept and is not "
+                "fetched again"
+            )
+            needed = sum(unpacked_size(archive) or 0 for archive in archives)
+            available = free_bytes(root.parent)
+            raise InsufficientSpaceError(
+                message, model_id=model.id, bytes_needed=needed, bytes_available=available
+            ) from error
         store.transition(model.id, S.EXTRACTED, reason=f"{len(located)} files")
         names = list(located)
         return [

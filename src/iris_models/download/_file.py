@@ -967,11 +967,12 @@ def disk_full(part_path: Path, size: int | None) -> InsufficientSpaceError:
         f"the disk is full while writing {part_path}: free some space and run the download "
         "again; it resumes where it stopped"
     )
-    available = _free_bytes(part_path.parent)
+    available = free_bytes(part_path.parent)
     return InsufficientSpaceError(message, bytes_needed=size or 0, bytes_available=available)
 
 
-def _free_bytes(folder: Path) -> int:
+def free_bytes(folder: Path) -> int:
+    """Free bytes on `folder`'s file system; 0 when that cannot be read."""
     import shutil
 
     try:
