@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -52,6 +53,7 @@ from iris_models.errors import (
     DownloadPaused,
     InsufficientSpaceError,
     IntegrityError,
+    NetworkError,
 )
 from iris_models.store import CachePolicy, LifecycleState
 
@@ -242,6 +244,49 @@ def test_pull_sync_installs_the_served_bytes_verified_with_events_in_order(
     assert [p.bytes_done for p in progress] == sorted(p.bytes_done for p in progress)
     assert progress[-1].bytes_done == len(served.body)
     assert only(events, Started)[0].total_bytes == len(served.body)
+
+
+def test_a_url_with_a_user_and_password_logs_in_on_every_request(
+    nginx: NginxServer, tmp_path: Path, make_registry: Callable[..., Registry]
+) -> None:
+    """/private/ answers 401 without HTTP Basic: the probe and every ranged request carry
+    the URL's credentials (percent-decoded), on our socket path as on httpx's."""
+    served = serve_model(nginx, tmp_path, "tiny-a", size_bytes=4 * MIB)
+    url = nginx.credentialed_url(served.name)
+    registry = make_registry(model_entry("tiny-a", url, served.body))
+
+    model = registry.pull_sync("tiny-a", connections=4)
+
+    assert model.state is S.READY
+    assert_installed(registry, "tiny-a", served.body)
+    asked = nginx.requests(f"/private/{served.name}", at_least=2)
+    assert len(asked) >= 2  # the probe and at least one transfer
+    assert {request.status for request in asked} <= {200, 206}
+
+
+@pytest.mark.parametrize("password", [None, "wrong p@ss"])
+def test_a_refused_login_says_401_and_never_shows_the_password(
+    password: str | None,
+    nginx: NginxServer,
+    tmp_path: Path,
+    make_registry: Callable[..., Registry],
+) -> None:
+    served = serve_model(nginx, tmp_path, "tiny-a")
+    url = nginx.url(served.name, "private")
+    if password is not None:
+        url = url.replace("://", f"://iris:{quote(password, safe='')}@", 1)
+    registry = make_registry(model_entry("tiny-a", url, served.body))
+
+    with pytest.raises(NetworkError) as caught:
+        registry.pull_sync("tiny-a")
+
+    message = str(caught.value)
+    assert "401" in message
+    assert "wrong" not in message
+    assert "p%40ss" not in message
+    if password is not None:
+        assert "iris:***@" in message
+        assert "the user and password in the URL were refused" in message
 
 
 def test_a_listener_that_raises_does_not_break_the_download(

@@ -4,9 +4,10 @@ turned into :class:`~iris_models.errors.NetworkError` with a message that says w
 
 from __future__ import annotations
 
+import base64
 import os
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from .errors import NetworkError, OfflineError
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_OFFLINE",
     "check_response",
+    "display_url",
     "hf_endpoint",
     "is_offline",
     "make_client",
@@ -68,11 +70,27 @@ def resolve_url(url: str) -> str:
 
 
 def _auth_headers(url: str) -> dict[str, str]:
-    """The user's Hugging Face token, sent only to the Hugging Face endpoint."""
+    """HTTP Basic for a URL that carries ``user:password@`` (sent to that URL only: a redirect
+    elsewhere asks again without them, as curl does), else the user's Hugging Face token,
+    sent only to the Hugging Face endpoint."""
+    parts = urlsplit(url)
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii")}
     token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
-    if token and urlsplit(url).netloc == urlsplit(hf_endpoint()).netloc:
+    if token and parts.netloc == urlsplit(hf_endpoint()).netloc:
         return {"Authorization": f"Bearer {token}"}
     return {}
+
+
+def display_url(url: str) -> str:
+    """`url` fit for a message or a log: a password in it shown as ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user_info, _, host = parts.netloc.rpartition("@")
+    user = user_info.partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 def make_client(*, timeout_s: float = READ_TIMEOUT_S) -> httpx.Client:
@@ -105,11 +123,14 @@ def network_error(error: Exception, url: str) -> NetworkError:
         what = "too many redirects"
     else:
         what = f"failed: {str(error) or type(error).__name__}"
-    return NetworkError(f"request to {url} {what}", url=url)
+    return NetworkError(f"request to {display_url(url)} {what}", url=url)
 
 
 _STATUS_ADVICE = {
-    401: "the server wants credentials: set HF_TOKEN for a gated Hugging Face model",
+    401: (
+        "the server wants credentials: set HF_TOKEN for a gated Hugging Face model, or put "
+        "user:password@ in the URL"
+    ),
     403: "access denied: accept the model's licence on its page, or check HF_TOKEN",
     404: "not found: check the URL, or the catalog entry that gave it",
     429: "rate limited: try again later",
@@ -124,7 +145,11 @@ def check_response(response: httpx.Response, url: str) -> None:
 
 def status_error(url: str, status: int) -> NetworkError:
     """The NetworkError for an HTTP error status, with what to do about it."""
-    advice = _STATUS_ADVICE.get(status) or (
-        "the server failed: try again later" if status >= 500 else "the request was refused"
-    )
-    return NetworkError(f"{url} answered HTTP {status}: {advice}", url=url, status=status)
+    if status == 401 and urlsplit(url).username is not None:
+        advice = "the user and password in the URL were refused: check them"
+    else:
+        advice = _STATUS_ADVICE.get(status) or (
+            "the server failed: try again later" if status >= 500 else "the request was refused"
+        )
+    message = f"{display_url(url)} answered HTTP {status}: {advice}"
+    return NetworkError(message, url=url, status=status)

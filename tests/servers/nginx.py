@@ -1,5 +1,6 @@
 """A private nginx on 127.0.0.1 for the download tests: real Range, If-Range and ETag handling,
-per-connection rate limits, a location that ignores ranges, and a parsed access log."""
+per-connection rate limits, a location that ignores ranges, one behind HTTP Basic auth, and a
+parsed access log."""
 
 from __future__ import annotations
 
@@ -24,8 +25,12 @@ import numpy as np
 
 __all__ = ["NginxError", "NginxRequest", "NginxServer", "find_nginx"]
 
-Kind = Literal["files", "slow", "nocache"]
-KINDS: tuple[Kind, ...] = ("files", "slow", "nocache")
+Kind = Literal["files", "slow", "nocache", "private"]
+KINDS: tuple[Kind, ...] = ("files", "slow", "nocache", "private")
+# /private/ answers 401 without these (HTTP Basic). The password has characters a URL must
+# percent-encode; nginx's user file ends a password at a colon, so it has none.
+PRIVATE_USER = "iris"
+PRIVATE_PASSWORD = "p@ss w/rd"
 
 _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 5.0
@@ -129,6 +134,11 @@ class NginxServer:
                 raise ValueError("rate_bytes_per_s needs kind='slow' and a positive rate")
             url += f"?rate={rate_bytes_per_s}"
         return url
+
+    def credentialed_url(self, name: str) -> str:
+        """The ``/private/`` URL of `name` with the user and password in it, encoded."""
+        user, password = quote(PRIVATE_USER, safe=""), quote(PRIVATE_PASSWORD, safe="")
+        return self.url(name, "private").replace("://", f"://{user}:{password}@", 1)
 
     def path(self, name: str) -> Path:
         """Where `name` lies on disk."""
@@ -290,6 +300,8 @@ class NginxServer:
         temp = self.workdir / "temp"
         temp.mkdir(exist_ok=True)
         root = _quoted(f"{self.root}/")
+        users = self.workdir / "users"
+        users.write_text(f"{PRIVATE_USER}:{{PLAIN}}{PRIVATE_PASSWORD}\n", encoding="utf-8")
         self.conf_path.write_text(
             _CONFIG.format(
                 pid=_quoted(self.pid_path),
@@ -300,6 +312,7 @@ class NginxServer:
                 root=root,
                 rate=self.rate_bytes_per_s,
                 slow_chunk=self.slow_chunk_bytes,
+                users=_quoted(users),
             ),
             encoding="utf-8",
         )
@@ -429,6 +442,11 @@ http {{
             etag off;
             max_ranges 0;
             add_header Accept-Ranges none;
+        }}
+        location /private/ {{
+            alias {root};
+            auth_basic "iris";
+            auth_basic_user_file {users};
         }}
     }}
 }}

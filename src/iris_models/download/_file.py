@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .. import _core
+from .. import _core, _http
 from ..errors import (
     DigestMismatchError,
     DownloadPaused,
@@ -617,7 +617,7 @@ class FileDownload:
                 if assignment.position > before or assignment.position >= assignment.end:
                     attempt = 0
                     continue
-                reason = f"{url} answered without any of the bytes asked for"
+                reason = f"{_http.display_url(url)} answered without any of the bytes asked for"
             except _RetryLater as later:
                 retry_after, reason = later.delay_s, later.reason
             except TransferError as error:
@@ -683,7 +683,9 @@ class FileDownload:
                 continue
             break
         else:
-            raise _MirrorFailed(NetworkError(f"{url}: too many redirects", url=url))
+            raise _MirrorFailed(
+                NetworkError(f"{_http.display_url(url)}: too many redirects", url=url)
+            )
         with self._lock:
             self._responses.add(response)
         try:
@@ -705,7 +707,7 @@ class FileDownload:
             etag = response.headers.get("etag")
             validator = remote.validator or ""
             if etag and validator.startswith(('"', "W/")) and etag != validator:
-                message = f"{response.url} sent a range of another version (ETag {etag})"
+                message = f"{_http.display_url(response.url)} sent a range of another version (ETag {etag})"
                 raise RemoteChangedError(message, url=response.url)
             content_range = parse_content_range(response.headers.get("content-range"))
             if (
@@ -714,18 +716,16 @@ class FileDownload:
                 and response.length != content_range.length
             ):
                 message = (
-                    f"{response.url} sent Content-Length {response.length} for a "
+                    f"{_http.display_url(response.url)} sent Content-Length {response.length} for a "
                     f"{content_range.length}-byte range"
                 )
                 raise TransferError(message, url=response.url)
             if content_range is None or content_range.start != assignment.position:
-                message = (
-                    f"{response.url} sent the wrong range ({response.headers.get('content-range')})"
-                )
+                message = f"{_http.display_url(response.url)} sent the wrong range ({response.headers.get('content-range')})"
                 raise TransferError(message, url=response.url)
             if remote.size is not None and content_range.total not in (None, remote.size):
                 message = (
-                    f"{response.url} now has {content_range.total} bytes, not {remote.size}: the "
+                    f"{_http.display_url(response.url)} now has {content_range.total} bytes, not {remote.size}: the "
                     "remote file changed"
                 )
                 raise RemoteChangedError(message, url=response.url)
@@ -733,26 +733,18 @@ class FileDownload:
         if status == 200:
             current = response.headers.get("etag") or response.headers.get("last-modified")
             if remote.validator is not None and current is not None and current != remote.validator:
-                message = f"{response.url} has a new version (its ETag changed): starting over"
+                message = f"{_http.display_url(response.url)} has a new version (its ETag changed): starting over"
                 raise RemoteChangedError(message, url=response.url)
             raise _RangesIgnored
         if status == 416:
-            message = (
-                f"{response.url} no longer has byte {assignment.position}: the remote file changed"
-            )
+            message = f"{_http.display_url(response.url)} no longer has byte {assignment.position}: the remote file changed"
             raise RemoteChangedError(message, url=response.url)
         if status in (408, 429, 503) or status >= 500:
             delay = retry_after_s(response.headers.get("retry-after"))
-            raise _RetryLater(delay, f"{response.url} answered HTTP {status}")
+            raise _RetryLater(delay, f"{_http.display_url(response.url)} answered HTTP {status}")
         if status >= 400:
-            from .._http import _STATUS_ADVICE
-
-            advice = _STATUS_ADVICE.get(status, "the request was refused")
-            error = NetworkError(
-                f"{response.url} answered HTTP {status}: {advice}", url=response.url, status=status
-            )
-            raise _MirrorFailed(error)
-        message = f"{response.url} answered HTTP {status} to a range request"
+            raise _MirrorFailed(_http.status_error(response.url, status))
+        message = f"{_http.display_url(response.url)} answered HTTP {status} to a range request"
         raise TransferError(message, url=response.url, status=status)
 
     def _read_body(
@@ -946,8 +938,6 @@ class _MirrorFailed(Exception):
 def _headers_for(url: str, extra: Mapping[str, str]) -> dict[str, str]:
     """The request's headers: the user's, plus the credentials meant for this URL's host
     only (HF_TOKEN for the Hugging Face endpoint), never carried to another host."""
-    from .. import _http
-
     return {**_http.request_headers(url), **extra}
 
 

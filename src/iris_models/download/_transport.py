@@ -21,6 +21,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urljoin, urlsplit
 
+from .. import _http
 from ..errors import NetworkError
 
 if TYPE_CHECKING:
@@ -103,12 +104,18 @@ def retry_after_s(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _authority(netloc: str) -> str:
+    """host[:port] of a URL's netloc: never its user:password (sent as an Authorization
+    header instead, and kept out of messages)."""
+    return netloc.rpartition("@")[2]
+
+
 def redirect_target(url: str, location: str) -> str:
     """Where a redirect from `url` to `location` leads; NetworkError for one that would
     leave HTTPS (a downgraded hop could serve any bytes, and a digest to match them)."""
     target = urljoin(url, location)
     if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
-        message = f"{url} redirects to {target}: refusing to leave HTTPS"
+        message = f"{_http.display_url(url)} redirects to {target}: refusing to leave HTTPS"
         raise NetworkError(message, url=url)
     return target
 
@@ -255,6 +262,7 @@ class _SocketResponse:
         parts = urlsplit(url)
         tls = parts.scheme == "https"
         key = (parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if tls else 80))
+        authority = _authority(parts.netloc)
         idle = pool.take(key) if pool is not None else None
         if idle is not None:
             try:
@@ -264,18 +272,18 @@ class _SocketResponse:
         try:
             connection = socket.create_connection(key[1:], timeout=connect_timeout_s)
         except OSError as error:
-            message = f"could not connect to {parts.netloc} ({error.strerror or error})"
+            message = f"could not connect to {authority} ({error.strerror or error})"
             raise TransferError(message, url=url) from None
         try:
             if tls:
                 connection = _tls_context().wrap_socket(connection, server_hostname=key[1])
         except ssl.SSLCertVerificationError as error:
             connection.close()
-            message = f"TLS certificate check failed for {parts.netloc}: {error.verify_message}"
+            message = f"TLS certificate check failed for {authority}: {error.verify_message}"
             raise NetworkError(message, url=url) from None
         except OSError as error:
             connection.close()
-            message = f"the TLS handshake with {parts.netloc} failed: {_describe(error)}"
+            message = f"the TLS handshake with {authority} failed: {_describe(error)}"
             raise TransferError(message, url=url) from None
         return cls._exchange(url, connection, wanted, stall_timeout_s, pool, key)
 
@@ -296,7 +304,7 @@ class _SocketResponse:
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
             connection.settimeout(stall_timeout_s)
-            authority = parts.netloc.rpartition("@")[2]  # never the URL's user:password
+            authority = _authority(parts.netloc)
             lines = [
                 f"GET {target} HTTP/1.1",
                 f"Host: {authority}",
@@ -312,7 +320,7 @@ class _SocketResponse:
             raise
         except (OSError, UnicodeError) as error:
             connection.close()
-            message = f"the request to {parts.netloc} failed: {_describe(error)}"
+            message = f"the request to {_authority(parts.netloc)} failed: {_describe(error)}"
             raise TransferError(message, url=url) from None
         if "transfer-encoding" in headers:
             connection.close()
