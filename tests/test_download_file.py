@@ -956,6 +956,42 @@ def test_mirror_that_fails_mid_file_hands_its_bytes_to_the_next_mirror(
     assert data_bytes_sent(other_server, "/m") == len(body) - 400 * KIB
 
 
+def test_a_mirror_serving_other_bytes_gives_way_to_the_next_url(
+    fault_server: FaultServer, other_server: FaultServer, part: Path
+) -> None:
+    """The first URL serves bytes of the right size that fail the digest: the next URL is
+    fetched from the start instead of the same bad mirror a second time."""
+    body = random_body(1 * MIB, seed=38)
+    first = fault_server.serve("/m", body, faults=[Corrupt((5, 700 * KIB), times=100)])
+    mirror = other_server.serve("/m", body)
+    source = FileSource(urls=[first, mirror], sha256=digest_of(body))
+
+    result = FileDownload(source, part, options=fast_options()).run()
+
+    assert_verified(result, body, part)
+    assert result.url == mirror
+    assert data_bytes_sent(fault_server, "/m") == len(body)  # once, not again
+    assert data_bytes_sent(other_server, "/m") == len(body)
+
+
+def test_a_server_without_ranges_that_refuses_the_transfer_gives_way_to_the_next_url(
+    fault_server: FaultServer, other_server: FaultServer, part: Path
+) -> None:
+    """One stream (the first server ignores ranges): a 404 after the probe answered moves
+    on to the mirror rather than failing the download."""
+    body = random_body(512 * KIB, seed=39)
+    first = fault_server.serve(
+        "/m", body, faults=[IgnoreRange(times=100), Status(404, after_requests=1)]
+    )
+    mirror = other_server.serve("/m", body)
+    source = FileSource(urls=[first, mirror], sha256=digest_of(body))
+
+    result = FileDownload(source, part, options=fast_options()).run()
+
+    assert_verified(result, body, part)
+    assert result.url == mirror
+
+
 def closed_port_url() -> str:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))

@@ -331,7 +331,14 @@ class FileDownload:
                     self._saved = self._checkpoint_state()  # the bytes so far stay
                     continue
                 raise failed.error from None
-            except IntegrityError:
+            except IntegrityError as bad:
+                if mirror + 1 < len(self.source.urls):
+                    # Bytes that are not the file: another mirror, from the start (which of
+                    # the URLs so far served the bad bytes cannot be told).
+                    _log.warning("%s; trying the next mirror", bad)
+                    mirror += 1
+                    self._saved = None
+                    continue
                 if restarted or self.source.piece_sha256:
                     raise
                 restarted = True  # no pieces to tell bad bytes from good: fetch it all again
@@ -845,9 +852,7 @@ class FileDownload:
             raise _StreamBroke(error) from None
         except _RetryLater as later:
             raise _StreamBroke(TransferError(later.reason, url=remote.url), later.delay_s) from None
-        except _MirrorFailed as failed:
-            raise failed.error from None
-        finally:
+        finally:  # a _MirrorFailed goes up to _run, which tries the next mirror
             response.close()
             with self._lock:
                 self._connections = 0
