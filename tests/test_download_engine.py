@@ -7,6 +7,7 @@ async event iterator, and the file:// and user-registered strategies."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import io
 import json
@@ -287,6 +288,25 @@ def test_a_refused_login_says_401_and_never_shows_the_password(
     if password is not None:
         assert "iris:***@" in message
         assert "the user and password in the URL were refused" in message
+
+
+@pytest.mark.parametrize("name", ["../../escape.gguf", "sub/x.gguf", ".hidden.gguf", "a\x00.gguf"])
+def test_a_hand_built_descriptor_with_a_file_name_outside_its_folder_is_refused(
+    name: str, nginx: NginxServer, tmp_path: Path, make_registry: Callable[..., Registry]
+) -> None:
+    """The catalog refuses such names; a descriptor built in code never met that check, and
+    the name would become the part file's path."""
+    served = serve_model(nginx, tmp_path, "tiny-a")
+    registry = make_registry(served_entry(served))
+    model = registry.get("tiny-a")
+    forged = dataclasses.replace(model, files=(dataclasses.replace(model.files[0], name=name),))
+
+    with pytest.raises(ValueError, match="is refused: it must be a plain name"):
+        asyncio.run(registry.downloader.pull(forged))
+
+    assert registry.store.find("tiny-a") is None
+    assert nginx.requests(served.name) == []
+    assert not any(path.name.endswith(".part") for path in tmp_path.rglob("*"))
 
 
 def test_a_listener_that_raises_does_not_break_the_download(

@@ -16,7 +16,14 @@ from ..errors import CatalogError
 from ._model import split_url, url_file_name
 from ._wire import WireCatalog, WireFile, WireModel, decode_catalog
 
-__all__ = ["SCHEMA_NAME", "load_schema", "parse_json", "validated_catalog"]
+__all__ = [
+    "SAFE_FILE_NAME_RULE",
+    "SCHEMA_NAME",
+    "is_safe_file_name",
+    "load_schema",
+    "parse_json",
+    "validated_catalog",
+]
 
 SCHEMA_NAME = "models.schema.json"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -215,9 +222,16 @@ def _check_file(
     _check_urls(item.url, item.mirrors, path, "url", source, allow_http=allow_http)
 
 
-def _check_file_name(name: str, path: str, source: str) -> None:
-    """A file name must stay inside the model's folder on every OS."""
-    bad = (
+SAFE_FILE_NAME_RULE = (
+    "it must be a plain name with no path separator, no leading '.', no '..' and no control "
+    "characters"
+)
+
+
+def is_safe_file_name(name: str) -> bool:
+    """Whether a model's file name stays inside the model's folder on every OS (the catalog
+    checks it; a download of a descriptor built by hand checks it again)."""
+    return not (
         not name
         or "/" in name
         or "\\" in name
@@ -225,11 +239,11 @@ def _check_file_name(name: str, path: str, source: str) -> None:
         or name.startswith(".")
         or _CONTROL.search(name) is not None
     )
-    if bad:
-        what = (
-            f"file name {name!r} is not allowed: it must be a plain name with no path "
-            "separator, no leading '.', no '..' and no control characters"
-        )
+
+
+def _check_file_name(name: str, path: str, source: str) -> None:
+    if not is_safe_file_name(name):
+        what = f"file name {name!r} is not allowed: {SAFE_FILE_NAME_RULE}"
         raise _fail(source, path, what, "safe-file-name")
 
 

@@ -180,9 +180,10 @@ class Downloader:
         """Downloads `model` into the store and returns it once READY.
 
         A model already READY returns at once. Asked again while running, the same job is
-        joined. `mirrors` (tried before the catalog's URLs) are for a model of one file. A paused or failed earlier download resumes from its saved state. `strategy`
-        fetches this model's files instead of the one registered for their URL scheme (see
-        register_strategy). Raises DownloadPaused when paused or cancelled, DownloadError
+        joined. `mirrors` (tried before the catalog's URLs) are for a model of one file. A
+        paused or failed earlier download resumes from its saved state. `strategy` fetches
+        this model's files instead of the one registered for their URL scheme (see
+        register_strategy). ValueError for a file name that would leave the model's folder. Raises DownloadPaused when paused or cancelled, DownloadError
         (and its kinds) or NetworkError when it fails; the part files of a failed transfer
         are kept to resume.
         """
@@ -190,6 +191,7 @@ class Downloader:
         if installed is not None and installed.state.is_installed:
             return installed
         _http.require_online(f"download {model.id!r}", model.download_url)
+        _check_file_names(model)
         if mirrors and len(model.files) > 1:
             message = (
                 f"model {model.id!r} has {len(model.files)} files: mirrors name one file's URL, "
@@ -710,6 +712,19 @@ class Downloader:
         return [
             FileSpec(path, name, _role_in_archive(name, names)) for name, path in located.items()
         ]
+
+
+def _check_file_names(model: ModelDescriptor) -> None:
+    """The catalog refuses a file name that would leave the model's folder; a descriptor
+    built by hand never met that check, and its names become part-file paths."""
+    from ..catalog._validate import SAFE_FILE_NAME_RULE, is_safe_file_name
+
+    for spec in model.files:
+        if not is_safe_file_name(spec.name):
+            message = (
+                f"model {model.id!r}: file name {spec.name!r} is refused: {SAFE_FILE_NAME_RULE}"
+            )
+            raise ValueError(message)
 
 
 _SPLIT_SHARD = re.compile(r"-\d{5}-of-\d{5}\.gguf$")
