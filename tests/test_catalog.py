@@ -256,7 +256,7 @@ def test_valid_document_used_by_the_refusal_cases_is_accepted(tmp_path: Path):
 
 
 def test_descriptors_built_for_speed_equal_ones_built_field_by_field():
-    """The catalog builds its values without their __init__ (see _model._checked); a
+    """The catalog builds its values without their __init__ (see iris_models._frozen); a
     normal construction from the same fields must give equal values, every field present."""
     models = read_catalog(VALID_PATH)[0] + read_catalog(BUNDLED_PATH)[0]
     for model in models:

@@ -521,3 +521,16 @@ def test_optimal_backend_needs_a_usable_backend(
     profile = load_profile(profile_name, overrides=overrides)
     assert optimal_backend(profile) == optimal
     assert optimal in available_backends(profile)
+
+
+def test_recommendations_built_for_speed_equal_ones_built_field_by_field() -> None:
+    """assess builds its values without their __init__ (see iris_models._frozen); a normal
+    construction from the same fields must give equal values, every field present."""
+    models = load_catalog(environment=False).models()
+    for name in shipped_profiles():
+        for recommendation in recommend(models, load_profile(name), include_incompatible=True):
+            assert dataclasses.replace(recommendation) == recommendation
+            if recommendation.memory is not None:
+                assert dataclasses.replace(recommendation.memory) == recommendation.memory
+            if recommendation.speed is not None:
+                assert dataclasses.replace(recommendation.speed) == recommendation.speed

@@ -7,6 +7,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -69,6 +70,18 @@ class ModelShape:
     @property
     def swa_layer_count(self) -> int:
         return sum(self.swa_layers) if self.sliding_window and self.swa_layers else 0
+
+    # Cached: the K/V estimate reads it for every model of a recommendation, and the shape
+    # is frozen, so it cannot go stale.
+    @cached_property
+    def kv_heads_full_and_sliding(self) -> tuple[int, int]:
+        """K/V heads summed over the full-attention layers and over the sliding-window ones
+        (none without both a window and per-layer flags: every layer then counts full)."""
+        if not (self.sliding_window and self.swa_layers):
+            return sum(self.head_count_kv), 0
+        pairs = zip(self.head_count_kv, self.swa_layers, strict=True)  # __post_init__ checked
+        sliding = sum(heads for heads, flag in pairs if flag)
+        return sum(self.head_count_kv) - sliding, sliding
 
     @classmethod
     def from_gguf(cls, model: GGUFFile) -> ModelShape:

@@ -8,11 +8,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, cast
 from urllib.parse import unquote
 
 import msgspec
 
+from .._frozen import frozen
 from ..shape import ModelShape
 from ._wire import WireModel
 
@@ -173,30 +174,17 @@ def parse_parameter_count(label: str | None) -> int | None:
     return round(float(match.group(1)) * _SCALE[match.group(2)])
 
 
-_D = TypeVar("_D")
-
-
-def _checked(cls: type[_D], **values: Any) -> _D:
-    """`cls(**values)` for values already checked, at a third of the cost: a frozen
-    dataclass's __init__ sets each field through object.__setattr__, which was a third of
-    building a 10,000-model catalog. Every field must be given (the tests compare the
-    result with a normal construction, field by field)."""
-    instance = object.__new__(cls)
-    instance.__dict__.update(values)
-    return instance
-
-
 def descriptor_from_wire(entry: WireModel, source: str) -> ModelDescriptor:
     """A descriptor from one checked catalog entry."""
     requirements = entry.device_requirements
     performance = entry.performance
     block = entry.gguf
-    return _checked(
+    return frozen(
         ModelDescriptor,
         id=entry.id,
         name=entry.name,
         type=_TYPES[entry.type],
-        requirements=_checked(
+        requirements=frozen(
             DeviceRequirements,
             min_ram_bytes=requirements.min_ram,
             recommended_ram_bytes=requirements.recommended_ram,
@@ -242,7 +230,7 @@ def entry_files(entry: WireModel) -> tuple[ModelFileSpec, ...]:
     ``downloadUrl`` / ``sha256`` / ``fileSize`` describe."""
     if entry.files is not None:
         return tuple(
-            _checked(
+            frozen(
                 ModelFileSpec,
                 name=item.name,
                 url=item.url,
@@ -259,7 +247,7 @@ def entry_files(entry: WireModel) -> tuple[ModelFileSpec, ...]:
     url = entry.download_url
     assert url is not None  # the checks refuse an entry with neither
     return (
-        _checked(
+        frozen(
             ModelFileSpec,
             name=url_file_name(url),
             url=url,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from .._frozen import frozen
 from ..catalog import ModelDescriptor, ModelType
 from ..device import DeviceProfile
 from ..shape import ModelShape
@@ -195,12 +196,35 @@ class DeviceFacts:
     available: frozenset[str]
     optimal: str
     device_class: str
+    _backends: dict[tuple[str, ...], tuple[str | None, _Note]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, device: DeviceProfile) -> DeviceFacts:
         budget, how = memory_budget(device)
         available, optimal = available_backends(device), optimal_backend(device)
         return cls(device, budget, how, available, optimal, device.device_class.value)
+
+    def backend_for(self, supported_backends: tuple[str, ...]) -> tuple[str | None, _Note]:
+        """The backend a model listing `supported_backends` (empty: any) runs on here, or
+        None, with the note that says why. Catalogs repeat a few lists over many models, so
+        each list's answer is worked out once."""
+        known = self._backends.get(supported_backends)
+        if known is not None:
+            return known
+        supported = set(supported_backends) or set(PREFERENCE)
+        usable = supported & self.available
+        answer: tuple[str | None, _Note]
+        if not usable:
+            answer = None, (_no_backend, supported)
+        elif self.optimal in supported:
+            answer = self.optimal, (_best_backend, self.optimal)
+        else:
+            backend = next(name for name in PREFERENCE if name in usable)
+            answer = backend, (_other_backend, backend, self.optimal)
+        self._backends[supported_backends] = answer
+        return answer
 
 
 def assess(
@@ -283,19 +307,12 @@ def assess(
         score -= 30
         notes.append((_not_tuned, facts.device_class))
 
-    supported = set(requirements.supported_backends) or set(PREFERENCE)
-    usable = supported & facts.available
-    backend: str | None = None
-    if not usable:
+    backend, note = facts.backend_for(requirements.supported_backends)
+    notes.append(note)
+    if backend is None:
         compatible = False
-        notes.append((_no_backend, supported))
-    elif facts.optimal in supported:
-        backend = facts.optimal
+    elif backend == facts.optimal:
         score += 10
-        notes.append((_best_backend, backend))
-    else:
-        backend = next(name for name in PREFERENCE if name in usable)
-        notes.append((_other_backend, backend, facts.optimal))
 
     speed = None
     if model.type is _EMBEDDING:
@@ -319,7 +336,8 @@ def assess(
     if not compatible:
         score = 0
     category = Category.for_score(score) if compatible else Category.NOT_RECOMMENDED
-    return Recommendation(
+    return frozen(
+        Recommendation,
         model=model,
         category=category,
         score=score,

@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._frozen import frozen
 from ..shape import ModelShape
 
 __all__ = ["DEFAULT_UBATCH", "KV_PADDING", "MemoryEstimate", "estimate_memory", "kv_cache_bytes"]
@@ -98,12 +99,8 @@ def kv_cache_bytes(
         window_cells = min(cells, _pad(shape.sliding_window * n_seq + n_ubatch, KV_PADDING))
     per_head_cell = (shape.key_length + shape.value_length) * F16_BYTES
     # No per-layer flags: every layer counted full, which errs towards more memory.
-    has_flags = shape.sliding_window and shape.swa_layers
-    swa = shape.swa_layers if has_flags else (False,) * shape.block_count
-    return sum(
-        (window_cells if is_swa else cells) * kv_heads * per_head_cell
-        for kv_heads, is_swa in zip(shape.head_count_kv, swa, strict=True)
-    )
+    full_heads, sliding_heads = shape.kv_heads_full_and_sliding
+    return (cells * full_heads + window_cells * sliding_heads) * per_head_cell
 
 
 def estimate_memory(
@@ -146,7 +143,8 @@ def estimate_memory(
         + n_vocab * _VOCAB_BYTES_PER_TOKEN
         + (shape.merges_count * _BYTES_PER_MERGE if shape.tokenizer_model == "gpt2" else 0)
     )
-    return MemoryEstimate(
+    return frozen(
+        MemoryEstimate,
         context_length=context_length,
         weights_bytes=shape.weights_bytes,
         kv_cache_bytes=kv,

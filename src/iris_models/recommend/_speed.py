@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._frozen import frozen
 from ..device import DeviceProfile
 from ..shape import ModelShape
 
@@ -97,9 +98,26 @@ def estimate_speed(
         inputs["catalog_tokens_per_s"] = catalog_prior
     if roofline is not None and catalog_prior is not None:
         combined = math.sqrt(roofline * catalog_prior)
-        return SpeedEstimate(combined, "roofline+catalog", roofline, catalog_prior, inputs)
+        return _speed(combined, "roofline+catalog", roofline, catalog_prior, inputs)
     if roofline is not None:
-        return SpeedEstimate(roofline, "roofline", roofline, None, inputs)
+        return _speed(roofline, "roofline", roofline, None, inputs)
     if catalog_prior is not None:
-        return SpeedEstimate(catalog_prior, "catalog", None, catalog_prior, inputs)
+        return _speed(catalog_prior, "catalog", None, catalog_prior, inputs)
     return None
+
+
+def _speed(
+    tokens_per_s: float,
+    source: str,
+    roofline: float | None,
+    catalog: float | None,
+    inputs: dict[str, Any],
+) -> SpeedEstimate:
+    return frozen(
+        SpeedEstimate,
+        tokens_per_s=tokens_per_s,
+        source=source,
+        roofline_tokens_per_s=roofline,
+        catalog_tokens_per_s=catalog,
+        inputs=inputs,
+    )
