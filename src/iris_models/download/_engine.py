@@ -183,9 +183,9 @@ class Downloader:
         joined. `mirrors` (tried before the catalog's URLs) are for a model of one file. A
         paused or failed earlier download resumes from its saved state. `strategy` fetches
         this model's files instead of the one registered for their URL scheme (see
-        register_strategy). ValueError for a file name that would leave the model's folder. Raises DownloadPaused when paused or cancelled, DownloadError
-        (and its kinds) or NetworkError when it fails; the part files of a failed transfer
-        are kept to resume.
+        register_strategy). Raises ValueError for a file name that would leave the model's
+        folder, DownloadPaused when paused or cancelled, DownloadError (and its kinds) or
+        NetworkError when it fails; the part files of a failed transfer are kept to resume.
         """
         installed = self.store.find(model.id)
         if installed is not None and installed.state.is_installed:

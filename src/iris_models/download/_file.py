@@ -710,11 +710,12 @@ class FileDownload:
         self, response: RangeResponse, remote: RemoteFile, assignment: _Assignment
     ) -> None:
         status = response.status
+        shown = _http.display_url(response.url)  # for a message: never the URL's password
         if status == 206:
             etag = response.headers.get("etag")
             validator = remote.validator or ""
             if etag and validator.startswith(('"', "W/")) and etag != validator:
-                message = f"{_http.display_url(response.url)} sent a range of another version (ETag {etag})"
+                message = f"{shown} sent a range of another version (ETag {etag})"
                 raise RemoteChangedError(message, url=response.url)
             content_range = parse_content_range(response.headers.get("content-range"))
             if (
@@ -723,16 +724,17 @@ class FileDownload:
                 and response.length != content_range.length
             ):
                 message = (
-                    f"{_http.display_url(response.url)} sent Content-Length {response.length} for a "
+                    f"{shown} sent Content-Length {response.length} for a "
                     f"{content_range.length}-byte range"
                 )
                 raise TransferError(message, url=response.url)
             if content_range is None or content_range.start != assignment.position:
-                message = f"{_http.display_url(response.url)} sent the wrong range ({response.headers.get('content-range')})"
+                sent = response.headers.get("content-range")
+                message = f"{shown} sent the wrong range ({sent})"
                 raise TransferError(message, url=response.url)
             if remote.size is not None and content_range.total not in (None, remote.size):
                 message = (
-                    f"{_http.display_url(response.url)} now has {content_range.total} bytes, not {remote.size}: the "
+                    f"{shown} now has {content_range.total} bytes, not {remote.size}: the "
                     "remote file changed"
                 )
                 raise RemoteChangedError(message, url=response.url)
@@ -740,18 +742,18 @@ class FileDownload:
         if status == 200:
             current = response.headers.get("etag") or response.headers.get("last-modified")
             if remote.validator is not None and current is not None and current != remote.validator:
-                message = f"{_http.display_url(response.url)} has a new version (its ETag changed): starting over"
+                message = f"{shown} has a new version (its ETag changed): starting over"
                 raise RemoteChangedError(message, url=response.url)
             raise _RangesIgnored
         if status == 416:
-            message = f"{_http.display_url(response.url)} no longer has byte {assignment.position}: the remote file changed"
+            message = f"{shown} no longer has byte {assignment.position}: the remote file changed"
             raise RemoteChangedError(message, url=response.url)
         if status in (408, 429, 503) or status >= 500:
             delay = retry_after_s(response.headers.get("retry-after"))
-            raise _RetryLater(delay, f"{_http.display_url(response.url)} answered HTTP {status}")
+            raise _RetryLater(delay, f"{shown} answered HTTP {status}")
         if status >= 400:
             raise _MirrorFailed(_http.status_error(response.url, status))
-        message = f"{_http.display_url(response.url)} answered HTTP {status} to a range request"
+        message = f"{shown} answered HTTP {status} to a range request"
         raise TransferError(message, url=response.url, status=status)
 
     def _read_body(

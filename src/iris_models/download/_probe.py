@@ -88,16 +88,18 @@ def probe(
             continue
         break
     else:
-        message = f"{_http.display_url(url)}: too many redirects (more than {MAX_REDIRECTS}); check the URL"
+        shown = _http.display_url(url)
+        message = f"{shown}: too many redirects (more than {MAX_REDIRECTS}); check the URL"
         raise NetworkError(message, url=url)
+    shown = _http.display_url(url)  # for a message: never the URL's password
     if status == 416:  # an empty file: there is no byte 0
         # "bytes */0": nothing to fetch. Any other 416 to bytes=0-0 makes no sense.
         if answer.get("content-range", "").replace(" ", "") != "bytes*/0":
-            message = f"{_http.display_url(url)} refused the range bytes=0-0 (HTTP 416) for a non-empty file"
+            message = f"{shown} refused the range bytes=0-0 (HTTP 416) for a non-empty file"
             raise NetworkError(message, url=url, status=status)
         return _remote(current, 0, chain, accepts_ranges=True)
     if status in (429, 503):
-        message = f"{_http.display_url(url)} answered HTTP {status}: the server is busy; trying again later"
+        message = f"{shown} answered HTTP {status}: the server is busy; trying again later"
         delay = retry_after_s(answer.get("retry-after"))
         raise ServerBusyError(message, url=url, status=status, retry_after_s=delay)
     if status >= 400:
@@ -105,15 +107,13 @@ def probe(
     if status == 206:
         content_range = parse_content_range(answer.get("content-range"))
         if content_range is None or content_range.start != 0:
-            message = (
-                f"{_http.display_url(url)} answered a range request with a malformed Content-Range"
-            )
+            message = f"{shown} answered a range request with a malformed Content-Range"
             raise NetworkError(message, url=url, status=status)
         return _remote(current, content_range.total, chain, accepts_ranges=True)
     if status == 200:
         size = header_int(answer.get("content-length"))
         return _remote(current, size, chain, accepts_ranges=False)
-    message = f"{_http.display_url(url)} answered HTTP {status} where a file was expected"
+    message = f"{shown} answered HTTP {status} where a file was expected"
     raise NetworkError(message, url=url, status=status)
 
 

@@ -141,7 +141,8 @@ class _LocalCopy:
             message = f"{path} has {total} bytes, but the catalog says {source.size}"
             raise IntegrityError(message, url=url)
         if source.sha256 is None and not source.allow_unverified:
-            message = f"no digest is known for {_http.display_url(url)}; allow an unverified download to take it"
+            shown = _http.display_url(url)
+            message = f"no digest is known for {shown}; allow an unverified download to take it"
             raise IntegrityError(message, url=url)
         part = _core.PartFile(str(self._request.part_path))
         hasher = _core.Sha256()
