@@ -26,6 +26,7 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 from tests.cli_helpers import run_cli
+from tests.disks import small_tmpfs
 from tests.gguf_py_files import make_gguf
 from tests.servers.http_server import HTTPTestServer
 from tests.servers.nginx import Kind, NginxRequest, NginxServer
@@ -960,22 +961,8 @@ def test_a_downloading_record_left_by_a_dead_process_is_taken_over_and_resumed(
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs (needs root: skips otherwise), unmounted after the test."""
-    mount_point = tmp_path / "small-disk"
-    mount_point.mkdir()
-    try:
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except OSError as error:
-        pytest.skip(f"cannot mount a small tmpfs: {error}")
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs (needs root): {done.stderr.strip()}")
-    yield mount_point
-    if subprocess.run(["umount", str(mount_point)], check=False).returncode != 0:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+    with small_tmpfs(tmp_path / "small-disk", "2m") as mount_point:
+        yield mount_point
 
 
 def test_a_disk_too_small_fails_before_any_byte_is_fetched(

@@ -8,7 +8,6 @@ import concurrent.futures
 import errno
 import hashlib
 import json
-import os
 import random
 import signal
 import socket
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.disks import small_tmpfs
 from tests.servers.fault_server import (
     ChangeBody,
     Corrupt,
@@ -1327,31 +1327,17 @@ def wait_for_child_bytes(nginx: NginxServer, name: str, args: str, *, at_least: 
 
 
 @pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A 4 MiB tmpfs at tmp_path/full (needs root and the right to mount)."""
-    folder = tmp_path / "full"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "full", "4m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def test_full_disk_raises_insufficient_space_error_that_says_it_resumes(
-    nginx: NginxServer, small_tmpfs: Path
+    nginx: NginxServer, full_disk: Path
 ) -> None:
     url, hex_digest = nginx.put_random("m.gguf", 8 * MIB, seed=51)
-    part = small_tmpfs / "model.gguf.part"
+    part = full_disk / "model.gguf.part"
 
     with pytest.raises(InsufficientSpaceError, match="resume") as caught:
         FileDownload(

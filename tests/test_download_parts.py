@@ -13,7 +13,6 @@ import hashlib
 import itertools
 import random
 import socket
-import subprocess
 import threading
 import time
 import warnings
@@ -26,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from tests.disks import small_tmpfs
 from tests.servers.fault_server import (
     DelayHeaders,
     FaultServer,
@@ -1237,30 +1237,14 @@ def test_hash_range_past_the_end_of_the_file_raises_index_error(part: _core.Part
 
 
 @pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs, where the disk fills up on purpose; skips where mounting is not allowed."""
-    mount_point = tmp_path / "tmpfs"
-    mount_point.mkdir()
-    try:
-        mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        pytest.skip(f"cannot mount a small tmpfs: {error}")
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs (needs root): {mounted.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "tmpfs", "1m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], capture_output=True, timeout=30, check=False)
 
 
-def test_reserving_more_than_the_disk_has_raises_enospc(small_tmpfs: Path) -> None:
-    part = _core.PartFile(str(small_tmpfs / "m.part"))
+def test_reserving_more_than_the_disk_has_raises_enospc(full_disk: Path) -> None:
+    part = _core.PartFile(str(full_disk / "m.part"))
     try:
         with pytest.raises(OSError, match="reserve") as raised:
             part.reserve(10 * MIB)
@@ -1270,8 +1254,8 @@ def test_reserving_more_than_the_disk_has_raises_enospc(small_tmpfs: Path) -> No
         part.close()
 
 
-def test_writing_past_the_space_on_disk_raises_enospc(small_tmpfs: Path) -> None:
-    part = _core.PartFile(str(small_tmpfs / "m.part"))
+def test_writing_past_the_space_on_disk_raises_enospc(full_disk: Path) -> None:
+    part = _core.PartFile(str(full_disk / "m.part"))
     try:
         with pytest.raises(OSError, match="write") as raised:
             part.write_at(0, bytes(2 * MIB))
