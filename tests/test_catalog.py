@@ -8,10 +8,12 @@ import itertools
 import json
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import jsonschema
 import pytest
@@ -26,13 +28,15 @@ from iris_models.catalog import (
     CatalogError,
     ModelType,
     UnknownModelError,
+    _bundled,
+    _compile,
     _remote,
     catalog_sources_from_environment,
     load_catalog,
     load_schema,
     read_catalog,
 )
-from iris_models.catalog._model import split_url
+from iris_models.catalog._model import split_url, url_file_name
 
 BUNDLED_PATH = Path(catalog.__file__).with_name("models.json")
 VALID_PATH = Path(__file__).parent / "fixtures" / "catalog" / "valid.json"
@@ -91,6 +95,43 @@ def test_schema_and_bundled_catalog_pass_the_independent_jsonschema_library():
     jsonschema.Draft7Validator.check_schema(schema)
     document = json.loads(BUNDLED_PATH.read_bytes())
     jsonschema.Draft7Validator(schema).validate(document)
+
+
+def test_the_compiled_bundled_catalog_is_what_the_compiler_writes_from_models_json():
+    # Fails after an edit of models.json until `python -m iris_models.catalog._compile` runs.
+    assert _compile.COMPILED.read_text(encoding="utf-8") == _compile.render(
+        BUNDLED_PATH.read_bytes()
+    ), "models.json changed: run `python -m iris_models.catalog._compile`"
+
+
+def test_the_compiled_bundled_catalog_equals_the_validated_one():
+    models, categories = read_catalog(BUNDLED_PATH)
+    replaced = [dataclasses.replace(model, source=catalog.BUNDLED) for model in models]
+    assert list(_bundled.MODELS) == replaced
+    assert categories == _bundled.CATEGORIES
+    assert load_catalog(environment=False).models() == replaced
+
+
+def test_the_bundled_catalog_is_read_from_models_json_when_the_compiled_one_is_stale(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setattr(_bundled, "MODELS", ())  # what a compiled catalog that is used gives
+    assert load_catalog(environment=False).models() == []
+    monkeypatch.setattr(_bundled, "SOURCE_CRC32", _bundled.SOURCE_CRC32 ^ 1)
+    assert len(load_catalog(environment=False).models()) == 1 + len(SPEC_IDS)
+
+
+def test_reading_only_the_bundled_catalog_imports_no_validator():
+    code = (
+        "import sys, iris_models\n"
+        "assert iris_models.Registry().models()\n"
+        "print(sorted(name for name in ('msgspec', 'fastjsonschema') "
+        "if name in sys.modules))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert found.strip() == "[]"
 
 
 def test_spec_models_ship_unverified_and_without_a_digest():
@@ -281,6 +322,23 @@ def test_split_url_agrees_with_urlsplit_on_catalog_urls(scheme: str, host: str, 
     except ValueError:  # a malformed IPv6 host: urlsplit raises, split_url need not
         return
     assert split_url(url) == (expected.scheme, expected.netloc, expected.path)
+
+
+@given(
+    st.sampled_from(["https", "http", "hf", "file"]),
+    URL_TEXT.filter(lambda text: not any(mark in text for mark in "/?#")),
+    st.lists(st.sampled_from(["a", "/", "%20", "%2F", "%", "?", "#", ".gguf"]), max_size=8).map(
+        "".join
+    ),
+)
+def test_url_file_name_is_the_last_path_segment_percent_decoded(scheme: str, host: str, rest: str):
+    # url_file_name skips the regex for the common form; it must agree with urlsplit's path.
+    url = f"{scheme}://{host}{rest}"
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        return
+    assert url_file_name(url) == unquote(path.rpartition("/")[2])
 
 
 @pytest.mark.parametrize(

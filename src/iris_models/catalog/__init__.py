@@ -33,7 +33,7 @@ from ._model import (
     Performance,
     parse_parameter_count,
 )
-from ._validate import load_schema
+from ._schema import load_schema
 
 if TYPE_CHECKING:
     from ._remote import RemoteStatus

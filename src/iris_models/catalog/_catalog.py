@@ -5,6 +5,7 @@ A later source that gives the same file of the same id a different digest is an 
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,7 @@ from typing import TYPE_CHECKING
 from .._gc import collector_paused
 from .._paths import cache_root
 from ..errors import CatalogConflictError, CatalogError, UnknownModelError
-from ._model import Category, ModelDescriptor, ModelType, descriptor_from_wire
-from ._validate import validated_catalog
-from ._wire import WireCatalog
+from ._model import Category, ModelDescriptor, ModelType
 
 if TYPE_CHECKING:
     import httpx
@@ -161,33 +160,27 @@ def read_catalog(
     except OSError as error:
         message = f"cannot read catalog {name!r}: {error.strerror or error}"
         raise CatalogError(message, source=name) from None
+    # Here, not at the top: a process that reads only the bundled catalog never needs msgspec.
+    from ._build import descriptors
+    from ._validate import validated_catalog
+
     with collector_paused():
         catalog = validated_catalog(data, name, allow_http=_allow_http(allow_http))
-        return _descriptors(catalog, name)
-
-
-def _descriptors(
-    catalog: WireCatalog, source: str
-) -> tuple[list[ModelDescriptor], dict[ModelType, Category]]:
-    models = [
-        descriptor_from_wire(entry, source) for _, entries in catalog.groups() for entry in entries
-    ]
-    categories = {}
-    if catalog.categories is not None:
-        for kind in ModelType:
-            info = getattr(catalog.categories, kind.value)
-            if info is not None:
-                categories[kind] = Category(
-                    name=info.name,
-                    description=info.description or "",
-                    icon=info.icon or "",
-                )
-    return models, categories
+        return descriptors(catalog, name)
 
 
 def _bundled() -> tuple[list[ModelDescriptor], dict[ModelType, Category]]:
+    """The bundled catalog: compiled (see _compile.py) while models.json is the file it was
+    compiled from, else read and checked as any other catalog."""
     data = (Path(__file__).parent / "models.json").read_bytes()  # importlib.resources: +30 ms
-    return _descriptors(validated_catalog(data, BUNDLED), BUNDLED)
+    from . import _bundled as compiled
+
+    if len(data) == compiled.SOURCE_SIZE and zlib.crc32(data) == compiled.SOURCE_CRC32:
+        return list(compiled.MODELS), dict(compiled.CATEGORIES)
+    from ._build import descriptors
+    from ._validate import validated_catalog
+
+    return descriptors(validated_catalog(data, BUNDLED), BUNDLED)
 
 
 def _merge(merged: dict[str, ModelDescriptor], models: Sequence[ModelDescriptor]) -> None:
@@ -266,8 +259,10 @@ def load_catalog(
             if remote is None:
                 reports.append(SourceReport(source, 0, status))
                 continue
+            from ._build import descriptors
+
             with collector_paused():
-                models, found = _descriptors(remote, source)
+                models, found = descriptors(remote, source)
         else:
             models, found = read_catalog(source, allow_http=permit_http)
         _merge(merged, models)

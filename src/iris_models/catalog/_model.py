@@ -8,14 +8,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-import msgspec
-
-from .._frozen import frozen
 from ..shape import ModelShape
-from ._wire import WireModel
 
 if TYPE_CHECKING:
     from ..device import DeviceClass
@@ -174,94 +170,6 @@ def parse_parameter_count(label: str | None) -> int | None:
     return round(float(match.group(1)) * _SCALE[match.group(2)])
 
 
-def descriptor_from_wire(entry: WireModel, source: str) -> ModelDescriptor:
-    """A descriptor from one checked catalog entry."""
-    requirements = entry.device_requirements
-    performance = entry.performance
-    block = entry.gguf
-    return frozen(
-        ModelDescriptor,
-        id=entry.id,
-        name=entry.name,
-        type=_TYPES[entry.type],
-        requirements=frozen(
-            DeviceRequirements,
-            min_ram_bytes=requirements.min_ram,
-            recommended_ram_bytes=requirements.recommended_ram,
-            min_android_api=requirements.min_android_version,
-            supported_backends=tuple(requirements.supported_backends or ()),
-            device_classes=tuple(requirements.device_class or ()),
-        ),
-        files=entry_files(entry),
-        description=entry.description,
-        parameter_count=entry.parameter_count,
-        quantization=entry.quantization,
-        file_size_bytes=entry.file_size,
-        file_size_approximate=entry.file_size_approximate,
-        context_size=entry.context_size,
-        vocab_size=entry.vocab_size,
-        dimensions=entry.dimensions,
-        max_sequence_length=entry.max_sequence_length,
-        capabilities=tuple(entry.capabilities or ()),
-        license=entry.license,
-        architecture=entry.architecture,
-        verified=entry.verified,
-        notes=entry.notes,
-        performance=None
-        if performance is None
-        else Performance(
-            # Literal backend and class names are str keys; Mapping's key type is invariant.
-            tokens_per_second=cast(TokenTable, performance.tokens_per_second or {}),
-            power_consumption=performance.power_consumption or "UNKNOWN",
-            thermal_profile=performance.thermal_profile or "UNKNOWN",
-        ),
-        # The block's JSON form (camelCase, absent fields left out), as the shape reads it.
-        shape=None if block is None else ModelShape.from_catalog(msgspec.to_builtins(block)),
-        source=source,
-    )
-
-
-TokenTable = Mapping[str, Mapping[str, float]]
-_TYPES = {member.value: member for member in ModelType}
-
-
-def entry_files(entry: WireModel) -> tuple[ModelFileSpec, ...]:
-    """The entry's files: its ``files`` list, or the one file the specification's
-    ``downloadUrl`` / ``sha256`` / ``fileSize`` describe."""
-    if entry.files is not None:
-        return tuple(
-            frozen(
-                ModelFileSpec,
-                name=item.name,
-                url=item.url,
-                mirrors=tuple(item.mirrors or ()),
-                size_bytes=item.size,
-                size_approximate=item.size_approximate,
-                sha256=normalize_sha256(item.sha256),
-                role=item.role,
-                piece_size=None if item.pieces is None else item.pieces.size,
-                piece_sha256=() if item.pieces is None else tuple(item.pieces.sha256),
-            )
-            for item in entry.files
-        )
-    url = entry.download_url
-    assert url is not None  # the checks refuse an entry with neither
-    return (
-        frozen(
-            ModelFileSpec,
-            name=url_file_name(url),
-            url=url,
-            mirrors=tuple(entry.mirrors or ()),
-            size_bytes=entry.file_size,
-            size_approximate=entry.file_size_approximate,
-            sha256=normalize_sha256(entry.sha256),
-            role="model",
-            piece_size=None,
-            piece_sha256=(),
-        ),
-    )
-
-
 def normalize_sha256(value: str | None) -> str | None:
     if value is None:
         return None
@@ -284,4 +192,8 @@ def split_url(url: str) -> tuple[str, str, str]:
 
 def url_file_name(url: str) -> str:
     """The last path segment of a URL, percent-decoded (``.../resolve/main/x.gguf`` -> x.gguf)."""
-    return unquote(split_url(url)[2].rpartition("/")[2])
+    if "?" in url or "#" in url or url.count("/") < 3:
+        name = split_url(url)[2].rpartition("/")[2]
+    else:  # scheme://host/path with no query: the common case, without the regex
+        name = url.rpartition("/")[2]
+    return unquote(name) if "%" in name else name

@@ -14,29 +14,18 @@ import msgspec
 
 from ..errors import CatalogError
 from ._model import split_url, url_file_name
+from ._schema import load_schema
 from ._wire import WireCatalog, WireFile, WireModel, decode_catalog
 
 __all__ = [
     "SAFE_FILE_NAME_RULE",
-    "SCHEMA_NAME",
     "is_safe_file_name",
-    "load_schema",
     "parse_json",
     "validated_catalog",
 ]
 
-SCHEMA_NAME = "models.schema.json"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _AT = re.compile(r" - at `\$(.*)`$")
-
-
-def load_schema() -> dict[str, Any]:
-    import json  # here and in parse_json: a valid catalog never needs the json module
-    from importlib import resources
-
-    text = (resources.files(__package__) / SCHEMA_NAME).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
 
 
 @cache
@@ -166,6 +155,8 @@ def _repeats(items: Sequence[str] | None) -> bool:
 def _check_entry(
     entry: WireModel, group: str, index: int, source: str, *, allow_http: bool
 ) -> None:
+    # The happy path builds no JSON path and no message: a 10,000-model catalog is checked
+    # on every load, and formatting paths for entries that pass was most of the checks' time.
     requirements = entry.device_requirements
     for items, name in (
         (entry.capabilities, "capabilities"),
@@ -185,14 +176,13 @@ def _check_entry(
         if url is None:
             what = "a model needs a downloadUrl or a files list"
             raise _fail(source, _where(group, index), what, "has-source")
-        path = _where(group, index)
-        _check_file_name(url_file_name(url), f"{path}.downloadUrl", source)
-        _check_urls(url, entry.mirrors, path, "downloadUrl", source, allow_http=allow_http)
+        if not is_safe_file_name(url_file_name(url)):
+            _check_file_name(url_file_name(url), f"{_where(group, index)}.downloadUrl", source)
+        _check_urls(url, entry.mirrors, group, index, "downloadUrl", source, allow_http=allow_http)
     else:
         names: set[str] = set()
         for number, item in enumerate(files):
-            path = f"{_where(group, index)}.files[{number}]"
-            _check_file(item, path, names, source, allow_http=allow_http)
+            _check_file(item, group, index, number, names, source, allow_http=allow_http)
     recommended = requirements.recommended_ram
     if recommended is not None and recommended < requirements.min_ram:
         what = f"recommendedRAM {recommended} is below minRAM {requirements.min_ram}"
@@ -212,14 +202,23 @@ def _check_entry(
 
 
 def _check_file(
-    item: WireFile, path: str, names: set[str], source: str, *, allow_http: bool
+    item: WireFile,
+    group: str,
+    index: int,
+    number: int,
+    names: set[str],
+    source: str,
+    *,
+    allow_http: bool,
 ) -> None:
-    _check_file_name(item.name, f"{path}.name", source)
-    if item.name in names:
-        what = f"file name {item.name!r} appears twice"
-        raise _fail(source, f"{path}.name", what, "unique-file-name")
-    names.add(item.name)
-    _check_urls(item.url, item.mirrors, path, "url", source, allow_http=allow_http)
+    name = item.name
+    if not is_safe_file_name(name) or name in names:
+        path = f"{_where(group, index)}.files[{number}].name"
+        _check_file_name(name, path, source)
+        raise _fail(source, path, f"file name {name!r} appears twice", "unique-file-name")
+    names.add(name)
+    key = f"files[{number}].url"
+    _check_urls(item.url, item.mirrors, group, index, key, source, allow_http=allow_http)
 
 
 SAFE_FILE_NAME_RULE = (
@@ -250,25 +249,36 @@ def _check_file_name(name: str, path: str, source: str) -> None:
 def _check_urls(
     url: str,
     mirrors: Sequence[str] | None,
-    path: str,
+    group: str,
+    index: int,
     key: str,
     source: str,
     *,
     allow_http: bool,
 ) -> None:
-    located = [(f"{path}.{key}", url)]
-    if mirrors is not None:
-        located += [(f"{path}.mirrors[{index}]", mirror) for index, mirror in enumerate(mirrors)]
-    for where, each in located:
-        scheme, host, url_path = split_url(each)
-        if scheme in ("http", "file") and not allow_http:
-            what = (
-                f"{scheme}:// URL {each!r} is not allowed: use https (or allow plain "
-                "URLs with IRIS_MODELS_ALLOW_HTTP=1 / allow_http=True for a local mirror)"
-            )
-            raise _fail(source, where, what, "https-only")
-        if scheme != "file" and not host:
-            raise _fail(source, where, f"URL {each!r} names no host", "url-has-host")
-        if scheme == "hf" and url_path.count("/") < 2:
-            what = f"hf:// URL {each!r} must be hf://owner/repo[@revision]/path/to/file"
-            raise _fail(source, where, what, "hf-url-form")
+    """Checks a file's URL and its mirrors; `key` is the URL's JSON path within its entry."""
+    every = (url,) if mirrors is None else (url, *mirrors)
+    for number, each in enumerate(every):
+        # The schema's pattern has already made it `scheme://` and something; an https URL
+        # whose next character starts a host is fine, and most are.
+        if each.startswith("https://") and each[8:9] not in ("/", "?", "#", ""):
+            continue
+        where = f"{_where(group, index)}.{key}"
+        if number:
+            where = f"{where.rpartition('.')[0]}.mirrors[{number - 1}]"
+        _check_url(each, where, source, allow_http=allow_http)
+
+
+def _check_url(url: str, where: str, source: str, *, allow_http: bool) -> None:
+    scheme, host, url_path = split_url(url)
+    if scheme in ("http", "file") and not allow_http:
+        what = (
+            f"{scheme}:// URL {url!r} is not allowed: use https (or allow plain "
+            "URLs with IRIS_MODELS_ALLOW_HTTP=1 / allow_http=True for a local mirror)"
+        )
+        raise _fail(source, where, what, "https-only")
+    if scheme != "file" and not host:
+        raise _fail(source, where, f"URL {url!r} names no host", "url-has-host")
+    if scheme == "hf" and url_path.count("/") < 2:
+        what = f"hf:// URL {url!r} must be hf://owner/repo[@revision]/path/to/file"
+        raise _fail(source, where, what, "hf-url-form")

@@ -338,18 +338,20 @@ def assess(
     category = Category.for_score(score) if compatible else Category.NOT_RECOMMENDED
     return frozen(
         Recommendation,
-        model=model,
-        category=category,
-        score=score,
-        compatible=compatible,
-        fit=fit,
-        context_length=context,
-        backend=backend,
-        memory=memory,
-        memory_budget_bytes=budget,
-        speed=speed,
-        shape_source=shape_source if shape is not None else None,
-        notes=tuple(notes),
+        {
+            "model": model,
+            "category": category,
+            "score": score,
+            "compatible": compatible,
+            "fit": fit,
+            "context_length": context,
+            "backend": backend,
+            "memory": memory,
+            "memory_budget_bytes": budget,
+            "speed": speed,
+            "shape_source": shape_source if shape is not None else None,
+            "notes": tuple(notes),
+        },
     )
 
 

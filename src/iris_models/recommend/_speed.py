@@ -115,9 +115,11 @@ def _speed(
 ) -> SpeedEstimate:
     return frozen(
         SpeedEstimate,
-        tokens_per_s=tokens_per_s,
-        source=source,
-        roofline_tokens_per_s=roofline,
-        catalog_tokens_per_s=catalog,
-        inputs=inputs,
+        {
+            "tokens_per_s": tokens_per_s,
+            "source": source,
+            "roofline_tokens_per_s": roofline,
+            "catalog_tokens_per_s": catalog,
+            "inputs": inputs,
+        },
     )

