@@ -245,6 +245,18 @@ REFUSALS = [
     ("min-ram-zero", change((*R, "deviceRequirements", "minRAM"), 0),
      f"{RP}.deviceRequirements.minRAM", "minimum"),
     ("bad-digest", change((*S, "sha256"), "sha256:XYZ"), f"{SP}.sha256", "pattern"),
+    # Checked over all values at once (_validate._Pattern), the same rule as the schema's:
+    ("bad-id", change((*S, "id"), "-dash-first"), f"{SP}.id", "pattern"),
+    ("id-with-space", change((*S, "id"), "a b"), f"{SP}.id", "pattern"),
+    ("bad-parameter-count", change((*S, "parameterCount"), "1.1 B"), f"{SP}.parameterCount",
+     "pattern"),
+    ("bad-quantization", change((*S, "quantization"), "Q4-K"), f"{SP}.quantization", "pattern"),
+    ("bad-file-digest", change((*R, "files", 0, "sha256"), "0" * 63), f"{RP}.files[0].sha256",
+     "pattern"),
+    ("url-with-space", change((*R, "files", 1, "url"), "https://x.org/a b.gguf"),
+     f"{RP}.files[1].url", "pattern"),
+    ("ftp-mirror", change((*S, "mirrors"), ["ftp://x.org/a.gguf"]), f"{SP}.mirrors[0]",
+     "pattern"),
     ("ftp-url", change((*S, "downloadUrl"), "ftp://x.org/a.gguf"), f"{SP}.downloadUrl", "pattern"),
     ("empty-file-name", change((*R, "files", 0, "name"), ""), f"{RP}.files[0].name", "minLength"),
     ("recommended-below-min", change((*R, "deviceRequirements", "recommendedRAM"), 1 << 20),
@@ -305,6 +317,15 @@ def test_descriptors_built_for_speed_equal_ones_built_field_by_field():
         assert dataclasses.replace(model.requirements) == model.requirements
         for spec in model.files:
             assert dataclasses.replace(spec) == spec
+        for part in (model.performance, model.shape):
+            if part is not None:
+                assert dataclasses.replace(part) == part
+        # Every field in the instance itself: a missing one would read the class's default.
+        for value in (model, model.requirements, *model.files, model.performance, model.shape):
+            if value is not None:
+                assert vars(value).keys() >= {item.name for item in dataclasses.fields(value)}
+    assert any(model.shape is not None for model in models)
+    assert any(model.performance is not None for model in models)
 
 
 URL_TEXT = st.text(st.characters(blacklist_categories=("Zs", "Cc")), max_size=20)

@@ -16,8 +16,9 @@ def frozen(cls: type[_D], values: dict[str, Any]) -> _D:
     """`cls(**values)` for values already checked, at a fraction of the cost: a frozen
     dataclass's __init__ sets each field through object.__setattr__, which was a third of
     building a 10,000-model catalog. `values` must name every field, and becomes the
-    instance's namespace (the caller hands it over); the class must have no __post_init__.
-    The tests compare the results with normal constructions, field by field."""
+    instance's namespace (the caller hands it over). A __post_init__ is not run: a caller
+    whose class has one calls it. The tests compare the results with normal constructions,
+    field by field."""
     instance = _new(cls)
     _set(instance, "__dict__", values)
     return instance

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from ._frozen import frozen
+
 if TYPE_CHECKING:
     from .gguf import GGUFFile
 
@@ -212,34 +214,41 @@ class ModelShape:
         head_size = embedding_length // head_count if head_count else 0
         window = block.get("slidingWindow")
         layers = block.get("slidingWindowLayers")
-        return cls(
-            architecture=block["architecture"],
-            block_count=block_count,
-            embedding_length=embedding_length,
-            head_count=head_count,
-            head_count_kv=head_count_kv,
-            key_length=block.get("keyLength") or head_size,
-            value_length=block.get("valueLength") or head_size,
-            weights_bytes=block["weightsBytes"],
-            feed_forward_length=block.get("feedForwardLength", 0),
-            sliding_window=window,
-            swa_layers=tuple(layers)
-            if layers is not None
-            else _swa_layers(block["architecture"], None, window, block_count),
-            context_length=block.get("contextLength"),
-            vocab_size=block.get("vocabSize"),
-            token_embedding_bytes=block.get("tokenEmbeddingBytes", 0),
-            expert_bytes=block.get("expertBytes", 0),
-            tied_output=block.get("tiedOutput", False),
-            header_bytes=block.get("headerBytes", 0),
-            tensor_count=block.get("tensorCount", 0),
-            parameter_count=block.get("parameterCount", 0),
-            expert_count=block.get("expertCount", 0),
-            expert_used_count=block.get("expertUsedCount", 0),
-            tokenizer_model=block.get("tokenizerModel"),
-            merges_count=block.get("mergesCount", 0),
-            causal=block.get("causal", True),
+        # Built without the frozen __init__ (a catalog of 10,000 shapes spent most of its
+        # build there), so every field is given; the layer checks still run.
+        shape = frozen(
+            cls,
+            {
+                "architecture": block["architecture"],
+                "block_count": block_count,
+                "embedding_length": embedding_length,
+                "head_count": head_count,
+                "head_count_kv": head_count_kv,
+                "key_length": block.get("keyLength") or head_size,
+                "value_length": block.get("valueLength") or head_size,
+                "weights_bytes": block["weightsBytes"],
+                "feed_forward_length": block.get("feedForwardLength", 0),
+                "sliding_window": window,
+                "swa_layers": tuple(layers)
+                if layers is not None
+                else _swa_layers(block["architecture"], None, window, block_count),
+                "context_length": block.get("contextLength"),
+                "vocab_size": block.get("vocabSize"),
+                "token_embedding_bytes": block.get("tokenEmbeddingBytes", 0),
+                "expert_bytes": block.get("expertBytes", 0),
+                "tied_output": block.get("tiedOutput", False),
+                "header_bytes": block.get("headerBytes", 0),
+                "tensor_count": block.get("tensorCount", 0),
+                "parameter_count": block.get("parameterCount", 0),
+                "expert_count": block.get("expertCount", 0),
+                "expert_used_count": block.get("expertUsedCount", 0),
+                "tokenizer_model": block.get("tokenizerModel"),
+                "merges_count": block.get("mergesCount", 0),
+                "causal": block.get("causal", True),
+            },
         )
+        shape.__post_init__()
+        return shape
 
 
 def _swa_layers(

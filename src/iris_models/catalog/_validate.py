@@ -15,7 +15,17 @@ import msgspec
 from ..errors import CatalogError
 from ._model import split_url, url_file_name
 from ._schema import load_schema
-from ._wire import WireCatalog, WireFile, WireModel, decode_catalog
+from ._wire import (
+    ID_PATTERN,
+    PARAMETER_COUNT_PATTERN,
+    QUANTIZATION_PATTERN,
+    SHA256_PATTERN,
+    URL_PATTERN,
+    WireCatalog,
+    WireFile,
+    WireModel,
+    decode_catalog,
+)
 
 __all__ = [
     "SAFE_FILE_NAME_RULE",
@@ -96,10 +106,61 @@ def validated_catalog(data: bytes, source: str, *, allow_http: bool = False) -> 
     for the first problem found."""
     try:
         catalog = decode_catalog(data)
+        _check_patterns(catalog)
     except (msgspec.DecodeError, ValueError) as error:  # ValueError: bytes that are not UTF-8
         raise _explain_refusal(data, source, error) from None
     _check_semantics(catalog, source, allow_http=allow_http)
     return catalog
+
+
+class _Pattern:
+    """One of the schema's patterns, run once over many values joined by newlines (which no
+    value it accepts holds) rather than once per value; only when that fails is each value
+    tried alone, with the same semantics as the schema's own check (re.search)."""
+
+    def __init__(self, pattern: str, what: str):
+        body = pattern.removeprefix("^").removesuffix("$")
+        self.pattern = pattern
+        self.what = what
+        self._one = re.compile(pattern)
+        self._many = re.compile(f"(?:{body})(?:\n(?:{body}))*")
+
+    def check(self, values: list[str]) -> None:
+        if not values or self._many.fullmatch("\n".join(values)):
+            return
+        for value in values:
+            if not self._one.search(value):
+                message = f"{self.what} {value!r} does not match {self.pattern!r}"
+                raise ValueError(message)
+
+
+_IDS = _Pattern(ID_PATTERN, "model id")
+_PARAMETER_COUNTS = _Pattern(PARAMETER_COUNT_PATTERN, "parameterCount")
+_QUANTIZATIONS = _Pattern(QUANTIZATION_PATTERN, "quantization")
+_DIGESTS = _Pattern(SHA256_PATTERN, "sha256")
+_URLS = _Pattern(URL_PATTERN, "URL")
+
+
+def _check_patterns(catalog: WireCatalog) -> None:
+    """The schema's patterns for the fields every entry repeats (see _wire.py); raises
+    ValueError, which the caller explains in the schema's words."""
+    entries = [entry for _, group in catalog.groups() for entry in group]
+    _IDS.check([entry.id for entry in entries])
+    _PARAMETER_COUNTS.check([e.parameter_count for e in entries if e.parameter_count is not None])
+    _QUANTIZATIONS.check([e.quantization for e in entries if e.quantization is not None])
+    digests = [entry.sha256 for entry in entries if entry.sha256 is not None]
+    urls = [entry.download_url for entry in entries if entry.download_url is not None]
+    for entry in entries:
+        if entry.mirrors:
+            urls += entry.mirrors
+        for item in entry.files or ():
+            urls.append(item.url)
+            if item.mirrors:
+                urls += item.mirrors
+            if item.sha256 is not None:
+                digests.append(item.sha256)
+    _DIGESTS.check(digests)
+    _URLS.check(urls)
 
 
 def _explain_refusal(data: bytes, source: str, refusal: Exception) -> CatalogError:
@@ -152,11 +213,7 @@ def _repeats(items: Sequence[str] | None) -> bool:
     return items is not None and len(set(items)) != len(items)
 
 
-def _check_entry(
-    entry: WireModel, group: str, index: int, source: str, *, allow_http: bool
-) -> None:
-    # The happy path builds no JSON path and no message: a 10,000-model catalog is checked
-    # on every load, and formatting paths for entries that pass was most of the checks' time.
+def _check_unique_items(entry: WireModel, group: str, index: int, source: str) -> None:
     requirements = entry.device_requirements
     for items, name in (
         (entry.capabilities, "capabilities"),
@@ -167,6 +224,26 @@ def _check_entry(
             path = f"{_where(group, index)}.{name}"
             message = f"{source}: {path}: must contain unique items (schema rule: uniqueItems)"
             raise CatalogError(message, source=source, json_path=path, rule="uniqueItems")
+
+
+def _plain_https(url: str) -> bool:
+    """An https URL whose next character starts a host: most URLs, and fine (the schema's
+    pattern has already made every URL `scheme://` and something)."""
+    return url.startswith("https://") and url[8:9] not in ("/", "?", "#", "")
+
+
+def _check_entry(
+    entry: WireModel, group: str, index: int, source: str, *, allow_http: bool
+) -> None:
+    # The happy path builds no JSON path and no message: a 10,000-model catalog is checked
+    # on every load, and formatting paths for entries that pass was most of the checks' time.
+    requirements = entry.device_requirements
+    if (
+        _repeats(entry.capabilities)
+        or _repeats(requirements.supported_backends)
+        or _repeats(requirements.device_class)
+    ):
+        _check_unique_items(entry, group, index, source)
     files = entry.files
     url = entry.download_url
     if files is not None and url is not None:
@@ -178,7 +255,10 @@ def _check_entry(
             raise _fail(source, _where(group, index), what, "has-source")
         if not is_safe_file_name(url_file_name(url)):
             _check_file_name(url_file_name(url), f"{_where(group, index)}.downloadUrl", source)
-        _check_urls(url, entry.mirrors, group, index, "downloadUrl", source, allow_http=allow_http)
+        if entry.mirrors or not _plain_https(url):
+            _check_urls(
+                url, entry.mirrors, group, index, "downloadUrl", source, allow_http=allow_http
+            )
     else:
         names: set[str] = set()
         for number, item in enumerate(files):
@@ -217,8 +297,9 @@ def _check_file(
         _check_file_name(name, path, source)
         raise _fail(source, path, f"file name {name!r} appears twice", "unique-file-name")
     names.add(name)
-    key = f"files[{number}].url"
-    _check_urls(item.url, item.mirrors, group, index, key, source, allow_http=allow_http)
+    if item.mirrors or not _plain_https(item.url):
+        key = f"files[{number}].url"
+        _check_urls(item.url, item.mirrors, group, index, key, source, allow_http=allow_http)
 
 
 SAFE_FILE_NAME_RULE = (
@@ -259,9 +340,7 @@ def _check_urls(
     """Checks a file's URL and its mirrors; `key` is the URL's JSON path within its entry."""
     every = (url,) if mirrors is None else (url, *mirrors)
     for number, each in enumerate(every):
-        # The schema's pattern has already made it `scheme://` and something; an https URL
-        # whose next character starts a host is fine, and most are.
-        if each.startswith("https://") and each[8:9] not in ("/", "?", "#", ""):
+        if _plain_https(each):
             continue
         where = f"{_where(group, index)}.{key}"
         if number:
