@@ -4,8 +4,6 @@ the bundled catalog's values come compiled (see _compile.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from msgspec import to_builtins
 
 from .._frozen import frozen
@@ -61,8 +59,8 @@ def descriptor_from_wire(entry: WireModel, source: str) -> ModelDescriptor:
                     "min_ram_bytes": requirements.min_ram,
                     "recommended_ram_bytes": requirements.recommended_ram,
                     "min_android_api": requirements.min_android_version,
-                    "supported_backends": _tuple(requirements.supported_backends),
-                    "device_classes": _tuple(requirements.device_class),
+                    "supported_backends": requirements.supported_backends or _EMPTY,
+                    "device_classes": requirements.device_class or _EMPTY,
                 },
             ),
             "files": entry_files(entry),
@@ -75,7 +73,7 @@ def descriptor_from_wire(entry: WireModel, source: str) -> ModelDescriptor:
             "vocab_size": entry.vocab_size,
             "dimensions": entry.dimensions,
             "max_sequence_length": entry.max_sequence_length,
-            "capabilities": _tuple(entry.capabilities),
+            "capabilities": entry.capabilities or _EMPTY,
             "license": entry.license,
             "architecture": entry.architecture,
             "verified": entry.verified,
@@ -98,11 +96,8 @@ def descriptor_from_wire(entry: WireModel, source: str) -> ModelDescriptor:
 
 
 _TYPES = {member.value: member for member in ModelType}
+# The wire's name lists are tuples already (msgspec builds them in C), shared as they are.
 _EMPTY: tuple[str, ...] = ()
-
-
-def _tuple(items: Sequence[str] | None) -> tuple[str, ...]:
-    return _EMPTY if not items else tuple(items)
 
 
 def entry_files(entry: WireModel) -> tuple[ModelFileSpec, ...]:
@@ -115,13 +110,13 @@ def entry_files(entry: WireModel) -> tuple[ModelFileSpec, ...]:
                 {
                     "name": item.name,
                     "url": item.url,
-                    "mirrors": _tuple(item.mirrors),
+                    "mirrors": item.mirrors or _EMPTY,
                     "size_bytes": item.size,
                     "size_approximate": item.size_approximate,
                     "sha256": normalize_sha256(item.sha256),
                     "role": item.role,
                     "piece_size": None if item.pieces is None else item.pieces.size,
-                    "piece_sha256": _EMPTY if item.pieces is None else tuple(item.pieces.sha256),
+                    "piece_sha256": _EMPTY if item.pieces is None else item.pieces.sha256,
                 },
             )
             for item in entry.files
@@ -133,7 +128,7 @@ def entry_files(entry: WireModel) -> tuple[ModelFileSpec, ...]:
         {
             "name": url_file_name(url),
             "url": url,
-            "mirrors": _tuple(entry.mirrors),
+            "mirrors": entry.mirrors or _EMPTY,
             "size_bytes": entry.file_size,
             "size_approximate": entry.file_size_approximate,
             "sha256": normalize_sha256(entry.sha256),

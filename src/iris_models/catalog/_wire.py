@@ -80,16 +80,18 @@ Capability = Literal[
 TokensPerSecond = Annotated[float, Meta(gt=0, le=100000)]
 
 
-class _Strict(Struct, forbid_unknown_fields=True, rename="camel"):
-    """Unknown fields are refused, as the schema's additionalProperties: false."""
+class _Strict(Struct, forbid_unknown_fields=True, rename="camel", gc=False):
+    """Unknown fields are refused, as the schema's additionalProperties: false. Not tracked
+    by the garbage collector (gc=False): these structs live only while a catalog is checked
+    and built, and hold no reference that could lead back to them."""
 
 
 class WireRequirements(_Strict):
     min_ram: Bytes = field(name="minRAM")
     recommended_ram: Absent[Bytes] = field(default=None, name="recommendedRAM")
     min_android_version: Absent[Annotated[int, Meta(ge=1, le=1000)]] = None
-    supported_backends: Absent[Annotated[list[Backend], Meta(min_length=1)]] = None
-    device_class: Absent[Annotated[list[DeviceClass], Meta(min_length=1)]] = None
+    supported_backends: Absent[Annotated[tuple[Backend, ...], Meta(min_length=1)]] = None
+    device_class: Absent[Annotated[tuple[DeviceClass, ...], Meta(min_length=1)]] = None
 
 
 class WirePerformance(_Strict):
@@ -100,13 +102,15 @@ class WirePerformance(_Strict):
 
 class WirePieces(_Strict):
     size: Annotated[int, Meta(ge=65536, le=4294967296)]
-    sha256: Annotated[list[Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]], Meta(min_length=1)]
+    sha256: Annotated[
+        tuple[Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")], ...], Meta(min_length=1)
+    ]
 
 
 class WireFile(_Strict):
     name: FileName
     url: Url
-    mirrors: Absent[Annotated[list[Url], Meta(max_length=32)]] = None
+    mirrors: Absent[Annotated[tuple[Url, ...], Meta(max_length=32)]] = None
     size: Bytes | None = None
     size_approximate: bool = False
     sha256: Sha256 | None = None
@@ -157,11 +161,11 @@ class WireModel(_Strict):
     vocab_size: Absent[Tokens] = None
     dimensions: Absent[Annotated[int, Meta(ge=1, le=1048576)]] = None
     max_sequence_length: Absent[Tokens] = None
-    capabilities: Absent[list[Capability]] = None
+    capabilities: Absent[tuple[Capability, ...]] = None
     license: Absent[Annotated[str, Meta(max_length=100)]] = None
     architecture: Absent[Annotated[str, Meta(max_length=64)]] = None
     download_url: Absent[Url] = None
-    mirrors: Absent[Annotated[list[Url], Meta(max_length=32)]] = None
+    mirrors: Absent[Annotated[tuple[Url, ...], Meta(max_length=32)]] = None
     sha256: Sha256 | None = None
     files: Absent[Annotated[list[WireFile], Meta(min_length=1, max_length=1024)]] = None
     verified: bool = False
