@@ -190,18 +190,32 @@ def _fail(source: str, path: str, what: str, rule: str) -> CatalogError:
 
 
 def _check_semantics(catalog: WireCatalog, source: str, *, allow_http: bool) -> None:
+    groups = catalog.groups()
+    # The rules over the whole catalog run in bulk; only when one fails does a loop find
+    # the first entry that breaks it.
+    misplaced = any(entry.type != group for group, entries in groups for entry in entries)
+    keys = [entry.id.lower() for _, entries in groups for entry in entries]  # as the store
+    if misplaced or len(set(keys)) != len(keys):
+        _check_groups_and_ids(groups, source)
+    for group, entries in groups:
+        for index, entry in enumerate(entries):
+            _check_entry(entry, group, index, source, allow_http=allow_http)
+
+
+def _check_groups_and_ids(groups: list[tuple[str, list[WireModel]]], source: str) -> None:
+    """Raises for the first entry listed under another type's group, or whose id an earlier
+    entry has (ids compare without regard to case, as the store compares them)."""
     seen: dict[str, tuple[str, int]] = {}
-    for group, entries in catalog.groups():
+    for group, entries in groups:
         for index, entry in enumerate(entries):
             if entry.type != group:
                 what = f"a model of type {entry.type!r} is listed under {group!r}"
                 raise _fail(source, f"{_where(group, index)}.type", what, "type-matches-group")
-            key = entry.id.lower()  # the store compares ids without regard to case
+            key = entry.id.lower()
             if key in seen:
                 what = f"duplicate model id {entry.id!r} (first at {_where(*seen[key])})"
                 raise _fail(source, f"{_where(group, index)}.id", what, "unique-id")
             seen[key] = (group, index)
-            _check_entry(entry, group, index, source, allow_http=allow_http)
 
 
 def _where(group: str, index: int) -> str:
@@ -238,10 +252,13 @@ def _check_entry(
     # The happy path builds no JSON path and no message: a 10,000-model catalog is checked
     # on every load, and formatting paths for entries that pass was most of the checks' time.
     requirements = entry.device_requirements
+    capabilities = entry.capabilities
+    backends = requirements.supported_backends
+    classes = requirements.device_class
     if (
-        _repeats(entry.capabilities)
-        or _repeats(requirements.supported_backends)
-        or _repeats(requirements.device_class)
+        (capabilities and len(set(capabilities)) != len(capabilities))
+        or (backends and len(set(backends)) != len(backends))
+        or (classes and len(set(classes)) != len(classes))
     ):
         _check_unique_items(entry, group, index, source)
     files = entry.files
