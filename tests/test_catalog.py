@@ -248,6 +248,9 @@ REFUSALS = [
     # Checked over all values at once (_validate._Pattern), the same rule as the schema's:
     ("bad-id", change((*S, "id"), "-dash-first"), f"{SP}.id", "pattern"),
     ("id-with-space", change((*S, "id"), "a b"), f"{SP}.id", "pattern"),
+    ("id-with-newline", change((*S, "id"), "a\nb"), f"{SP}.id", "pattern"),
+    ("two-urls-in-one", change((*S, "downloadUrl"), "https://x.org/a.gguf\nhttps://y.org/b"),
+     f"{SP}.downloadUrl", "pattern"),
     ("bad-parameter-count", change((*S, "parameterCount"), "1.1 B"), f"{SP}.parameterCount",
      "pattern"),
     ("bad-quantization", change((*S, "quantization"), "Q4-K"), f"{SP}.quantization", "pattern"),

@@ -114,9 +114,10 @@ def validated_catalog(data: bytes, source: str, *, allow_http: bool = False) -> 
 
 
 class _Pattern:
-    """One of the schema's patterns, run once over many values joined by newlines (which no
-    value it accepts holds) rather than once per value; only when that fails is each value
-    tried alone, with the same semantics as the schema's own check (re.search)."""
+    """One of the schema's patterns, run once over many values joined by newlines rather than
+    once per value. No value the pattern accepts holds a newline, and the join is trusted only
+    when it holds no other newline either (else "a\nb" would pass as two good values); when
+    either test fails, each value is tried alone, with the schema's own semantics (re.search)."""
 
     def __init__(self, pattern: str, what: str):
         body = pattern.removeprefix("^").removesuffix("$")
@@ -126,7 +127,10 @@ class _Pattern:
         self._many = re.compile(f"(?:{body})(?:\n(?:{body}))*")
 
     def check(self, values: list[str]) -> None:
-        if not values or self._many.fullmatch("\n".join(values)):
+        if not values:
+            return
+        joined = "\n".join(values)
+        if joined.count("\n") == len(values) - 1 and self._many.fullmatch(joined):
             return
         for value in values:
             if not self._one.search(value):
