@@ -26,6 +26,7 @@ __all__ = ["descriptor_from_wire", "descriptors", "entry_files"]
 def descriptors(
     catalog: WireCatalog, source: str
 ) -> tuple[list[ModelDescriptor], dict[ModelType, Category]]:
+    """The models of a checked catalog, in file order, and its categories by type."""
     models = [
         descriptor_from_wire(entry, source) for _, entries in catalog.groups() for entry in entries
     ]

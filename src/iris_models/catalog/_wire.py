@@ -6,10 +6,9 @@ on it to name the JSON path and the rule (see _validate.py), and the tests check
 document accepted here passes the schema too. What a struct cannot say (unique items) is
 checked with the other semantic rules, and so are the five string patterns that recur in every
 entry (the *_PATTERN constants: ids, parameter counts, quantizations, digests, URLs): msgspec
-runs a pattern
-through Python's re once per value, which was a third of the decode, where _validate runs
-each once over all the values. Attributes are snake_case; the JSON's camelCase names come from
-msgspec's rename (and `field(name=...)` where camelCase would not give them)."""
+runs a pattern through Python's re once per value, which was a third of the decode, where
+_validate runs each once over all the values. Attributes are snake_case; the JSON's camelCase
+names come from msgspec's rename (and `field(name=...)` where camelCase would not give them)."""
 
 from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
