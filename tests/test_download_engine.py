@@ -29,7 +29,7 @@ from tests.cli_helpers import run_cli
 from tests.disks import small_tmpfs
 from tests.gguf_py_files import make_gguf
 from tests.servers.http_server import HTTPTestServer
-from tests.servers.nginx import Kind, NginxRequest, NginxServer
+from tests.servers.nginx import PRIVATE_PASSWORD, Kind, NginxRequest, NginxServer
 
 import iris_models.download._engine as engine
 from iris_models import Registry
@@ -264,6 +264,14 @@ def test_a_url_with_a_user_and_password_logs_in_on_every_request(
     asked = nginx.requests(f"/private/{served.name}", at_least=2)
     assert len(asked) >= 2  # the probe and at least one transfer
     assert {request.status for request in asked} <= {200, 206}
+    # The password never reaches the store: not the model's source, not a saved download
+    # (written while the transfer ran), not the database's journal.
+    assert registry.store.get("tiny-a").source == url.replace(
+        f":{quote(PRIVATE_PASSWORD, safe='')}@", ":***@"
+    )
+    for secret in (PRIVATE_PASSWORD, quote(PRIVATE_PASSWORD, safe="")):
+        for database in registry.store.root.glob("store.db*"):
+            assert secret.encode() not in database.read_bytes(), database.name
 
 
 @pytest.mark.parametrize("password", [None, "wrong p@ss"])

@@ -1025,12 +1025,17 @@ def pause_after(
         running.result(GUARD_S)
 
 
+@pytest.mark.parametrize("login", ["", "iris:s3cret@"], ids=["plain", "with-password"])
 def test_pause_saves_state_and_a_new_download_fetches_only_the_rest(
-    fault_server: FaultServer, part: Path, executor: concurrent.futures.ThreadPoolExecutor
+    login: str,
+    fault_server: FaultServer,
+    part: Path,
+    executor: concurrent.futures.ThreadPoolExecutor,
 ) -> None:
     size = 2 * MIB
     body = random_body(size, seed=40)
     url = fault_server.serve("/m", body, faults=[Trickle(rate_bytes_per_s=1 * MIB)])
+    url = url.replace("://", f"://{login}", 1)  # the saved state keeps no password
     checkpoints = Checkpoints()
     source = FileSource(urls=[url], sha256=digest_of(body))
     first = FileDownload(
@@ -1062,6 +1067,8 @@ def test_pause_saves_state_and_a_new_download_fetches_only_the_rest(
     assert result.fetched_bytes == size - done
     second_run = data_requests(finished_requests(fault_server, "/m")[first_run:])
     assert sum(r.body_bytes_sent for r in second_run) == size - done
+    assert not any("s3cret" in saved for saved in checkpoints.saved)
+    assert state.url == url.replace(":s3cret@", ":***@")
 
 
 def test_resume_state_whose_part_file_is_gone_starts_over(
@@ -1202,6 +1209,36 @@ def test_resume_after_the_remote_file_changed_gives_the_new_version_unmixed(
     assert_verified(result, nginx.path("m.gguf").read_bytes(), part)
     if resume_from == "same-url":
         assert result.fetched_bytes == size  # started over at once
+
+
+def test_a_url_with_a_password_is_still_the_same_url_when_its_saved_state_has_none(
+    nginx_factory: Callable[..., NginxServer],
+    part: Path,
+    executor: concurrent.futures.ThreadPoolExecutor,
+) -> None:
+    """The saved state keeps the URL without its password. Resumed from that state, the URL
+    must count as the same one: the server's file changed (new ETag), so the download starts
+    over; taken for another URL, the old bytes would be kept and mixed with the new."""
+    size = 2 * MIB
+    nginx = nginx_factory(rate_bytes_per_s=2 * MIB)
+    nginx.put_random("m.gguf", size, seed=44, mtime_s=1_700_000_000)
+    _, fixed_hex = nginx.put_random("fixed.gguf", size, seed=45)  # what the server will hold
+    url = nginx.url("m.gguf", "slow").replace("://", "://iris:s3cret@", 1)
+    source = FileSource(urls=[url], sha256=f"sha256:{fixed_hex}")
+    checkpoints = Checkpoints()
+    pause_after(
+        executor,
+        FileDownload(source, part, options=fast_options(connections=2), on_checkpoint=checkpoints),
+        256 * KIB,
+    )
+    state = checkpoints.last()
+    assert state.url == url.replace(":s3cret@", ":***@")
+
+    nginx.put_random("m.gguf", size, seed=45, mtime_s=1_700_000_100)  # the server's fix
+    result = FileDownload(source, part, options=fast_options(connections=2), state=state).run()
+
+    assert_verified(result, nginx.path("m.gguf").read_bytes(), part)
+    assert result.fetched_bytes == size  # started over at once, nothing mixed
 
 
 def test_resume_through_a_new_redirect_url_after_the_file_changed_does_not_mix_versions(

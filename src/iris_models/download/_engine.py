@@ -298,7 +298,10 @@ class Downloader:
         if store.find(model.id) is None:
             with contextlib.suppress(ModelExistsError):  # another process registered it now
                 store.register(
-                    model.id, name=model.name, category=model.type.value, source=model.download_url
+                    model.id,
+                    name=model.name,
+                    category=model.type.value,
+                    source=_http.display_url(model.download_url),  # no password at rest
                 )
         # Another process pulling the same model may move the record between a read and a
         # write here (the lock comes later), so each step is a compare-and-set.
@@ -491,7 +494,7 @@ class Downloader:
 
         def checkpoint(resume: ResumeState) -> None:  # in a transfer thread
             store.save_download(
-                model.id, spec.name, url=resume.url, etag=resume.validator,
+                model.id, spec.name, url=_http.display_url(resume.url), etag=resume.validator,
                 total_bytes=resume.size, bytes_done=resume.done.total, state=resume.to_json(),
             )  # fmt: skip
 
@@ -657,7 +660,7 @@ class Downloader:
             placement=Placement.MOVE,
             name=model.name,
             category=model.type.value,
-            source=model.download_url,
+            source=_http.display_url(model.download_url),  # no password at rest
             priority=Priority.NORMAL,
             pinned=False,
             metadata={"digest_source": results[0][1].digest_source},
