@@ -294,9 +294,11 @@ def test_a_refused_login_says_401_and_never_shows_the_password(
     assert "401" in message
     assert "wrong" not in message
     assert "p%40ss" not in message
+    assert "wrong" not in str(caught.value.url)
     if password is not None:
         assert "iris:***@" in message
         assert "the user and password in the URL were refused" in message
+        assert caught.value.url == url.replace(f":{quote(password, safe='')}@", ":***@")
 
 
 @pytest.mark.parametrize("name", ["../../escape.gguf", "sub/x.gguf", ".hidden.gguf", "a\x00.gguf"])

@@ -202,15 +202,26 @@ class UnknownModelError(CatalogError, LookupError):
         self.model_id = model_id
 
 
+def _password_hidden(url: str | None) -> str | None:
+    """`url` with any password in it shown as ``***``: errors are logged, printed and sent
+    on, and must not carry one."""
+    if url is None:
+        return None
+    from ._http import display_url  # here: _http imports this module
+
+    return display_url(url)
+
+
 class NetworkError(IrisModelsError, OSError):
     """A request failed: no connection, a timeout, a TLS failure or an HTTP error status.
 
-    ``url`` is the address asked for; ``status`` the HTTP status where one came back.
+    ``url`` is the address asked for, a password in it shown as ``***``; ``status`` the
+    HTTP status where one came back.
     """
 
     def __init__(self, message: str, *, url: str | None = None, status: int | None = None):
         super().__init__(message)
-        self.url = url
+        self.url = _password_hidden(url)
         self.status = status
 
 
@@ -221,12 +232,12 @@ class OfflineError(NetworkError):
 class DownloadError(IrisModelsError):
     """A download did not end in a verified file.
 
-    ``url`` is the address concerned, where there is one.
+    ``url`` is the address concerned, where there is one, a password in it shown as ``***``.
     """
 
     def __init__(self, message: str, *, url: str | None = None):
         super().__init__(message)
-        self.url = url
+        self.url = _password_hidden(url)
 
 
 class DownloadPaused(DownloadError):
