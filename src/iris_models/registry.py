@@ -361,12 +361,8 @@ class Registry:
         import asyncio
 
         ids = [pending.model_id for pending in self.pending_downloads() if pending.resumable]
-
-        async def one(model_id: str) -> InstalledModel:
-            return await self.pull(model_id, on_event=on_event)
-
         outcomes = await asyncio.gather(
-            *(one(model_id) for model_id in ids), return_exceptions=True
+            *(self.pull(model_id, on_event=on_event) for model_id in ids), return_exceptions=True
         )
         return dict(zip(ids, outcomes, strict=True))
 

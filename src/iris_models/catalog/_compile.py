@@ -19,11 +19,12 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from ._catalog import BUNDLED
+
 __all__ = ["COMPILED", "SOURCE", "render"]
 
 SOURCE = Path(__file__).with_name("models.json")
 COMPILED = Path(__file__).with_name("_bundled.py")
-BUNDLED = "bundled"  # as _catalog.BUNDLED, which imports this module's output
 
 _HEADER = '''\
 """The bundled catalog (models.json), compiled: written by `python -m

@@ -17,12 +17,14 @@ if TYPE_CHECKING:
     from ..device import DeviceClass
 
 __all__ = [
+    "SAFE_FILE_NAME_RULE",
     "Category",
     "DeviceRequirements",
     "ModelDescriptor",
     "ModelFileSpec",
     "ModelType",
     "Performance",
+    "is_safe_file_name",
     "parse_parameter_count",
 ]
 
@@ -174,6 +176,27 @@ def normalize_sha256(value: str | None) -> str | None:
     if value is None:
         return None
     return value if value.startswith("sha256:") else f"sha256:{value}"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+SAFE_FILE_NAME_RULE = (
+    "it must be a plain name with no path separator, no leading '.', no '..' and no control "
+    "characters"
+)
+
+
+def is_safe_file_name(name: str) -> bool:
+    """Whether a model's file name stays inside the model's folder on every OS (the catalog
+    checks it; a download of a descriptor built by hand checks it again, which is why it
+    lives here and not with the checks: a pull need not import the validator)."""
+    return not (
+        not name
+        or "/" in name
+        or "\\" in name
+        or name in (".", "..")
+        or name.startswith(".")
+        or _CONTROL.search(name) is not None
+    )
 
 
 _URL_PARTS = re.compile(r"([^:/?#]+)://([^/?#]*)([^?#]*)")

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from ..errors import CatalogError
-from ._model import split_url, url_file_name
+from ._model import SAFE_FILE_NAME_RULE, is_safe_file_name, split_url, url_file_name
 from ._schema import load_schema
 from ._wire import (
     ID_PATTERN,
@@ -28,13 +28,10 @@ from ._wire import (
 )
 
 __all__ = [
-    "SAFE_FILE_NAME_RULE",
-    "is_safe_file_name",
     "parse_json",
     "validated_catalog",
 ]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _AT = re.compile(r" - at `\$(.*)`$")
 
 
@@ -321,25 +318,6 @@ def _check_file(
     if item.mirrors or not _plain_https(item.url):
         key = f"files[{number}].url"
         _check_urls(item.url, item.mirrors, group, index, key, source, allow_http=allow_http)
-
-
-SAFE_FILE_NAME_RULE = (
-    "it must be a plain name with no path separator, no leading '.', no '..' and no control "
-    "characters"
-)
-
-
-def is_safe_file_name(name: str) -> bool:
-    """Whether a model's file name stays inside the model's folder on every OS (the catalog
-    checks it; a download of a descriptor built by hand checks it again)."""
-    return not (
-        not name
-        or "/" in name
-        or "\\" in name
-        or name in (".", "..")
-        or name.startswith(".")
-        or _CONTROL.search(name) is not None
-    )
 
 
 def _check_file_name(name: str, path: str, source: str) -> None:

@@ -685,13 +685,15 @@ class Downloader:
         if root.exists():  # what an earlier, interrupted unpacking left
             remove_tree(root)
         located: dict[str, Path] = {}
+        taken: set[str] = set()  # the names so far, lower-cased: the store ignores case
         try:
             for index, archive in enumerate(archives):
                 folder = root / str(index)
                 for item in extract(archive, folder):
-                    if item.rel_path.lower() in {name.lower() for name in located}:
+                    if item.rel_path.lower() in taken:
                         message = f"{item.rel_path!r} is in more than one of the model's archives"
                         raise ArchiveError(message)
+                    taken.add(item.rel_path.lower())
                     located[item.rel_path] = folder / item.rel_path
         except OSError as error:
             if error.errno not in DISK_FULL:
@@ -720,7 +722,7 @@ class Downloader:
 def _check_file_names(model: ModelDescriptor) -> None:
     """The catalog refuses a file name that would leave the model's folder; a descriptor
     built by hand never met that check, and its names become part-file paths."""
-    from ..catalog._validate import SAFE_FILE_NAME_RULE, is_safe_file_name
+    from ..catalog._model import SAFE_FILE_NAME_RULE, is_safe_file_name
 
     for spec in model.files:
         if not is_safe_file_name(spec.name):

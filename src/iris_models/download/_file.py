@@ -520,9 +520,7 @@ class FileDownload:
         if not any(worker.is_alive() for worker in workers):
             return
         self._halt.set()
-        self._abort_responses()
-        with self._lock:
-            self._lock.notify_all()
+        self._abort_responses()  # and wakes the workers waiting on the lock
         for worker in workers:
             worker.join()
 
