@@ -324,18 +324,28 @@ def _gemma_with_budget(budget: int, **kwargs: Any) -> Recommendation:
 
 
 @pytest.mark.parametrize(
-    ("budget_of", "fit", "score"),
+    ("budget_of", "fit", "score", "reason"),
     [
-        (lambda need: 2 * need, Fit.COMFORTABLE, 110),
-        (lambda need: 2 * need - 1, Fit.GOOD, 100),
-        (lambda need: math.ceil(4 * need / 3), Fit.GOOD, 100),
-        (lambda need: math.ceil(4 * need / 3) - 1, Fit.TIGHT, 85),
-        (lambda need: need, Fit.TIGHT, 85),
-        (lambda need: need - 1, Fit.TOO_BIG, 0),
+        (lambda need: 2 * need, Fit.COMFORTABLE, 110, "fits comfortably: 50% of the budget"),
+        (lambda need: 2 * need - 1, Fit.GOOD, 100, "fits with headroom: 50% of the budget (-10)"),
+        (
+            lambda need: math.ceil(4 * need / 3),
+            Fit.GOOD,
+            100,
+            "fits with headroom: 75% of the budget (-10)",
+        ),
+        (
+            lambda need: math.ceil(4 * need / 3) - 1,
+            Fit.TIGHT,
+            85,
+            "tight fit: 75% of the budget (-25)",
+        ),
+        (lambda need: need, Fit.TIGHT, 85, "tight fit: 100% of the budget (-25)"),
+        (lambda need: need - 1, Fit.TOO_BIG, 0, "would fit with a context of"),
     ],
 )
 def test_fit_levels_at_half_three_quarters_and_all_of_the_budget(
-    gemma_need: int, budget_of: Any, fit: Fit, score: int
+    gemma_need: int, budget_of: Any, fit: Fit, score: int, reason: str
 ) -> None:
     rec = _gemma_with_budget(budget_of(gemma_need))
     assert (rec.fit, rec.score, rec.compatible) == (fit, score, fit is not Fit.TOO_BIG)
@@ -343,6 +353,7 @@ def test_fit_levels_at_half_three_quarters_and_all_of_the_budget(
     assert rec.memory.total_bytes == gemma_need
     assert rec.memory_budget_bytes == budget_of(gemma_need)
     assert rec.shape_source == "catalog"
+    assert [line for line in rec.reasons if line.startswith(reason)], rec.reasons
 
 
 def test_a_known_shape_replaces_the_catalogs_ram_figures() -> None:
@@ -456,7 +467,8 @@ def test_catalog_prior_and_roofline_combine_by_geometric_mean() -> None:
 
 def test_without_bandwidth_the_catalog_prior_is_the_speed() -> None:
     rec = assess(catalog_model(TINYLLAMA), load_profile("budget-android-phone"))
-    assert rec.speed == SpeedEstimate(2.5, "catalog", None, 2.5, {"catalog_tokens_per_s": 2.5})
+    assert rec.speed == SpeedEstimate(2.5, "catalog", None, 2.5)
+    assert rec.speed.inputs == {"catalog_tokens_per_s": 2.5}
 
 
 def test_no_bandwidth_and_no_prior_gives_no_speed(gemma_shape: ModelShape) -> None:

@@ -17,7 +17,13 @@ from ..device import DeviceProfile
 from ..shape import ModelShape
 from ._backends import PREFERENCE, available_backends, optimal_backend
 from ._memory import MemoryEstimate, estimate_memory
-from ._speed import SpeedEstimate, estimate_speed
+from ._speed import (
+    DeviceBandwidth,
+    SpeedEstimate,
+    bytes_per_token,
+    device_bandwidth,
+    speed_from,
+)
 
 __all__ = [
     "DEFAULT_CONTEXT",
@@ -64,6 +70,14 @@ QUANT_QUALITY = {
 UNKNOWN_QUANT_QUALITY = 0.85
 
 
+def _quality(model: ModelDescriptor) -> float:
+    quantization = model.quantization or ""
+    factor = QUANT_QUALITY.get(quantization) or QUANT_QUALITY.get(
+        quantization.upper(), UNKNOWN_QUANT_QUALITY
+    )
+    return (model.parameters or 0) / 1e9 * factor
+
+
 class Category(str, enum.Enum):
     """The specification's recommendation categories, by score: 90, 70, 50."""
 
@@ -74,13 +88,7 @@ class Category(str, enum.Enum):
 
     @classmethod
     def for_score(cls, score: int) -> Category:
-        if score >= 90:
-            return cls.RECOMMENDED
-        if score >= 70:
-            return cls.COMPATIBLE
-        if score >= 50:
-            return cls.EXPERIMENTAL
-        return cls.NOT_RECOMMENDED
+        return _category_for_score(score)
 
 
 class Fit(str, enum.Enum):
@@ -99,6 +107,28 @@ class Fit(str, enum.Enum):
 
 
 _FIT_RANK = {Fit.COMFORTABLE: 0, Fit.GOOD: 0, Fit.UNKNOWN: 1, Fit.TIGHT: 2, Fit.TOO_BIG: 3}
+
+# The members under module names: in Python 3.11 reading one through its class goes through
+# EnumType.__getattr__, which a loop over 10,000 models would pay several times per model.
+_RECOMMENDED = Category.RECOMMENDED
+_COMPATIBLE = Category.COMPATIBLE
+_EXPERIMENTAL = Category.EXPERIMENTAL
+_NOT_RECOMMENDED = Category.NOT_RECOMMENDED
+_FIT_COMFORTABLE = Fit.COMFORTABLE
+_FIT_GOOD = Fit.GOOD
+_FIT_TIGHT = Fit.TIGHT
+_FIT_TOO_BIG = Fit.TOO_BIG
+_FIT_UNKNOWN = Fit.UNKNOWN
+
+
+def _category_for_score(score: int) -> Category:
+    if score >= 90:
+        return _RECOMMENDED
+    if score >= 70:
+        return _COMPATIBLE
+    if score >= 50:
+        return _EXPERIMENTAL
+    return _NOT_RECOMMENDED
 
 
 @dataclass(frozen=True)
@@ -124,16 +154,14 @@ class Recommendation:
     @cached_property
     def reasons(self) -> tuple[str, ...]:
         """Why the model got its category, fit, backend and speed, one line each."""
-        written = (note[0](*note[1:]) for note in self.notes)
+        written = (note[0](self, *note[1:]) for note in self.notes)
         return tuple(text for text in written if text is not None)
 
     @property
     def quality(self) -> float:
         """Parameters (in billions) weighted by what the quantization keeps: bigger and less
         quantized ranks higher."""
-        parameters = self.model.parameters or 0
-        factor = QUANT_QUALITY.get((self.model.quantization or "").upper(), UNKNOWN_QUANT_QUALITY)
-        return parameters / 1e9 * factor
+        return _quality(self.model)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -196,15 +224,30 @@ class DeviceFacts:
     available: frozenset[str]
     optimal: str
     device_class: str
+    bandwidth: DeviceBandwidth | None
+    """The device's part of every speed estimate (see :func:`device_bandwidth`)."""
     _backends: dict[tuple[str, ...], tuple[str | None, _Note]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _notes: dict[_Note, _Note] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, device: DeviceProfile) -> DeviceFacts:
         budget, how = memory_budget(device)
         available, optimal = available_backends(device), optimal_backend(device)
-        return cls(device, budget, how, available, optimal, device.device_class.value)
+        return cls(
+            device,
+            budget,
+            how,
+            available,
+            optimal,
+            device.device_class.value,
+            device_bandwidth(device),
+        )
+
+    def shared(self, note: _Note) -> _Note:
+        """`note`, as the one tuple every assessment on this device that makes it keeps."""
+        return self._notes.setdefault(note, note)
 
     def backend_for(self, supported_backends: tuple[str, ...]) -> tuple[str | None, _Note]:
         """The backend a model listing `supported_backends` (empty: any) runs on here, or
@@ -217,7 +260,7 @@ class DeviceFacts:
         usable = supported & self.available
         answer: tuple[str | None, _Note]
         if not usable:
-            answer = None, (_no_backend, supported)
+            answer = None, (_no_backend, frozenset(supported))
         elif self.optimal in supported:
             answer = self.optimal, (_best_backend, self.optimal)
         else:
@@ -256,42 +299,42 @@ def assess(
     context = context_length
     if trained and context > trained:
         context = trained
-        notes.append((_context_capped, context_length, trained))
+        notes.append(facts.shared((_context_capped, context_length)))
 
     budget = facts.budget_bytes
     memory = estimate_memory(shape, context) if shape is not None else None
     total_ram = device.memory.total_bytes
     if memory is not None and shape is not None:
         ratio = memory.total_bytes / budget if budget else math.inf
-        notes.append((_needs, memory, context, budget, facts.budget_how))
+        notes.append(facts.shared((_needs, facts.budget_how)))
         if ratio > 1:
             compatible = False
-            fit = Fit.TOO_BIG
-            notes.append((_would_fit, shape, budget, context))
+            fit = _FIT_TOO_BIG
+            notes.append((_would_fit, shape))
         elif ratio > GOOD:
-            fit = Fit.TIGHT
+            fit = _FIT_TIGHT
             score -= 25
-            notes.append((_tight, ratio))
+            notes.append(_TIGHT)
         elif ratio > COMFORTABLE:
-            fit = Fit.GOOD
+            fit = _FIT_GOOD
             score -= 10
-            notes.append((_headroom, ratio))
+            notes.append(_HEADROOM)
         else:
-            fit = Fit.COMFORTABLE
-            notes.append((_comfortable, ratio))
-        notes.append((_min_ram_unused, requirements.min_ram_bytes, shape_source))
+            fit = _FIT_COMFORTABLE
+            notes.append(_COMFORTABLE)
+        notes.append(_MIN_RAM_UNUSED)
     else:
-        fit = Fit.UNKNOWN
+        fit = _FIT_UNKNOWN
         notes.append(_NO_HEADER)
         if total_ram < requirements.min_ram_bytes:
             compatible = False
-            notes.append((_insufficient_ram, requirements.min_ram_bytes, total_ram))
+            notes.append(facts.shared((_insufficient_ram, total_ram)))
         elif (
             requirements.recommended_ram_bytes is not None
             and total_ram < requirements.recommended_ram_bytes
         ):
             score -= 20
-            notes.append((_below_recommended, requirements.recommended_ram_bytes))
+            notes.append(_BELOW_RECOMMENDED)
 
     api = device.os.android_api_level
     if (
@@ -300,12 +343,12 @@ def assess(
         and (api < requirements.min_android_api)
     ):
         compatible = False
-        notes.append((_api_too_old, requirements.min_android_api, api))
+        notes.append(facts.shared((_api_too_old, api)))
 
     classes = requirements.device_classes
     if classes and facts.device_class not in classes:
         score -= 30
-        notes.append((_not_tuned, facts.device_class))
+        notes.append(facts.shared((_not_tuned, facts.device_class)))
 
     backend, note = facts.backend_for(requirements.supported_backends)
     notes.append(note)
@@ -320,22 +363,20 @@ def assess(
     elif compatible and backend is not None:
         performance = model.performance
         prior = performance.prior(backend, facts.device_class) if performance else None
-        speed = estimate_speed(
-            shape,
-            device,
-            kv_cache_bytes=memory.kv_cache_bytes if memory else 0,
-            catalog_prior=prior,
-            file_size_bytes=model.total_size_bytes,
-        )
+        if shape is not None:
+            kv = memory.kv_cache_bytes if memory else 0
+            speed = speed_from(bytes_per_token(shape, kv), "header", prior, facts.bandwidth)
+        else:
+            speed = speed_from(model.total_size_bytes, "file size", prior, facts.bandwidth)
         if speed is not None:
-            notes.append((_speed_reason, speed))
+            notes.append(_SPEED)
 
     if not model.verified:
         notes.append(_UNVERIFIED)
 
     if not compatible:
         score = 0
-    category = Category.for_score(score) if compatible else Category.NOT_RECOMMENDED
+    category = _category_for_score(score) if compatible else _NOT_RECOMMENDED
     return frozen(
         Recommendation,
         {
@@ -350,18 +391,21 @@ def assess(
             "memory_budget_bytes": budget,
             "speed": speed,
             "shape_source": shape_source if shape is not None else None,
-            "notes": tuple(notes),
+            "notes": facts.shared(tuple(notes)),
         },
     )
 
 
-# A reason, unwritten: the function that writes it and its arguments. A function may return
-# None when, on a closer look, there is nothing to say.
+# A reason, unwritten: the function that writes it and the arguments it takes after the
+# recommendation. A function may return None when, on a closer look, there is nothing to say.
+# Most read what they report from the recommendation itself, so their notes are the same
+# tuple for every model (a module constant, or one per device through DeviceFacts.shared):
+# a recommendation over a large catalog keeps no tuple of its own per reason.
 _Note = tuple[Any, ...]
 
 
 def _constant(text: str) -> _Note:
-    return (lambda: text,)
+    return (lambda _: text,)
 
 
 _NO_HEADER = _constant(
@@ -372,74 +416,91 @@ _NO_DECODE = _constant("no decode speed: an embedding model encodes, it does not
 _UNVERIFIED = _constant("catalog entry not verified: its size and digest are unconfirmed")
 
 
-def _context_capped(asked: int, trained: int) -> str:
+def _context_capped(recommendation: Recommendation, asked: int) -> str:
+    trained = recommendation.context_length
     return f"context {asked} is past the model's {trained}: using {trained}"
 
 
-def _needs(memory: MemoryEstimate, context: int, budget: int, budget_how: str) -> str:
+def _needs(recommendation: Recommendation, budget_how: str) -> str:
+    memory = recommendation.memory
+    assert memory is not None  # noted only with an estimate
     parts = (
         f"weights {_gib(memory.weights_bytes)}, K/V cache {_gib(memory.kv_cache_bytes)}, "
         f"compute {_gib(memory.compute_bytes)}, overhead {_gib(memory.overhead_bytes)}"
     )
     return (
-        f"needs {_gib(memory.total_bytes)} at {context} tokens ({parts}); budget "
-        f"{_gib(budget)} ({budget_how})"
+        f"needs {_gib(memory.total_bytes)} at {recommendation.context_length} tokens ({parts}); "
+        f"budget {_gib(recommendation.memory_budget_bytes)} ({budget_how})"
     )
 
 
-def _would_fit(shape: ModelShape, budget: int, context: int) -> str | None:
+def _would_fit(recommendation: Recommendation, shape: ModelShape) -> str | None:
+    budget, context = recommendation.memory_budget_bytes, recommendation.context_length
     largest = _largest_fitting_context(shape, budget, context)
     return f"would fit with a context of {largest} tokens or fewer" if largest else None
 
 
-def _tight(ratio: float) -> str:
-    return f"tight fit: {ratio:.0%} of the budget (-25)"
+def _share_of_budget(recommendation: Recommendation) -> float:
+    memory = recommendation.memory
+    assert memory is not None  # noted only with an estimate
+    return memory.total_bytes / recommendation.memory_budget_bytes
 
 
-def _headroom(ratio: float) -> str:
-    return f"fits with headroom: {ratio:.0%} of the budget (-10)"
+def _tight(recommendation: Recommendation) -> str:
+    return f"tight fit: {_share_of_budget(recommendation):.0%} of the budget (-25)"
 
 
-def _comfortable(ratio: float) -> str:
-    return f"fits comfortably: {ratio:.0%} of the budget"
+def _headroom(recommendation: Recommendation) -> str:
+    return f"fits with headroom: {_share_of_budget(recommendation):.0%} of the budget (-10)"
 
 
-def _min_ram_unused(min_ram: int, shape_source: str | None) -> str:
+def _comfortable(recommendation: Recommendation) -> str:
+    return f"fits comfortably: {_share_of_budget(recommendation):.0%} of the budget"
+
+
+def _min_ram_unused(recommendation: Recommendation) -> str:
+    min_ram = recommendation.model.requirements.min_ram_bytes
     return (
-        f"catalog's minRAM {_gib(min_ram)} not used: the header ({shape_source}) says what "
-        "this model needs"
+        f"catalog's minRAM {_gib(min_ram)} not used: the header "
+        f"({recommendation.shape_source}) says what this model needs"
     )
 
 
-def _insufficient_ram(need: int, have: int) -> str:
+def _insufficient_ram(recommendation: Recommendation, have: int) -> str:
+    need = recommendation.model.requirements.min_ram_bytes
     return f"insufficient RAM: need {_gib(need)}, have {_gib(have)}"
 
 
-def _below_recommended(recommended: int) -> str:
+def _below_recommended(recommendation: Recommendation) -> str:
+    recommended = recommendation.model.requirements.recommended_ram_bytes
+    assert recommended is not None  # noted only when the catalog gives it
     return f"below the recommended {_gib(recommended)} RAM (-20)"
 
 
-def _api_too_old(need: int, have: int) -> str:
+def _api_too_old(recommendation: Recommendation, have: int) -> str:
+    need = recommendation.model.requirements.min_android_api
     return f"Android API level too old: need {need}, have {have}"
 
 
-def _not_tuned(device_class: str) -> str:
+def _not_tuned(_: Recommendation, device_class: str) -> str:
     return f"not tuned for {device_class} devices (-30)"
 
 
-def _no_backend(supported: set[str]) -> str:
+def _no_backend(_: Recommendation, supported: frozenset[str]) -> str:
     return f"no backend in common: the model runs on {', '.join(sorted(supported))}"
 
 
-def _best_backend(backend: str) -> str:
+def _best_backend(_: Recommendation, backend: str) -> str:
     return f"runs on this device's best backend, {backend} (+10)"
 
 
-def _other_backend(backend: str, optimal: str) -> str:
+def _other_backend(_: Recommendation, backend: str, optimal: str) -> str:
     return f"runs on {backend} (this device's best, {optimal}, is not listed)"
 
 
-def _speed_reason(speed: SpeedEstimate) -> str:
+def _speed_reason(recommendation: Recommendation) -> str:
+    speed = recommendation.speed
+    assert speed is not None  # noted only with an estimate
     inputs = speed.inputs
     parts = []
     if speed.roofline_tokens_per_s is not None:
@@ -454,16 +515,27 @@ def _speed_reason(speed: SpeedEstimate) -> str:
     return f"decode about {speed.tokens_per_s:.1f} tok/s ({'; '.join(parts)})"
 
 
+_TIGHT: _Note = (_tight,)
+_HEADROOM: _Note = (_headroom,)
+_COMFORTABLE: _Note = (_comfortable,)
+_MIN_RAM_UNUSED: _Note = (_min_ram_unused,)
+_BELOW_RECOMMENDED: _Note = (_below_recommended,)
+_SPEED: _Note = (_speed_reason,)
+
+
 def rank(recommendations: Iterable[Recommendation]) -> list[Recommendation]:
     """Best first: compatible before not; then fit (room to spare before tight); then
     quality (parameters weighted by quantization); then speed; then id."""
-    return sorted(
-        recommendations,
-        key=lambda r: (
-            not r.compatible,
-            r.fit.rank,
-            -r.quality,
-            -(r.speed.tokens_per_s if r.speed else 0.0),
-            r.model.id,
-        ),
-    )
+    # One stable sort per criterion, least significant first, over lists of plain numbers
+    # and strings: Python compares those without calling back into Python, where a tuple
+    # key per recommendation was compared field by field (a third of a 10,000-model
+    # recommendation's time).
+    listed = list(recommendations)
+    ids = [each.model.id for each in listed]
+    speeds = [-(each.speed.tokens_per_s if each.speed is not None else 0.0) for each in listed]
+    qualities = [-_quality(each.model) for each in listed]
+    fits = [(0 if each.compatible else 4) + _FIT_RANK[each.fit] for each in listed]
+    order = sorted(range(len(listed)), key=ids.__getitem__)
+    for key in (speeds, qualities, fits):
+        order.sort(key=key.__getitem__)
+    return [listed[index] for index in order]

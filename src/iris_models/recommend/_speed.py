@@ -16,14 +16,23 @@ figure is a prior: the estimate is the geometric mean of the two.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from .._frozen import frozen
 from ..device import DeviceProfile
 from ..shape import ModelShape
 
-__all__ = ["EFFICIENCY_MEASURED", "EFFICIENCY_SPEC", "SpeedEstimate", "estimate_speed"]
+__all__ = [
+    "EFFICIENCY_MEASURED",
+    "EFFICIENCY_SPEC",
+    "DeviceBandwidth",
+    "SpeedEstimate",
+    "bytes_per_token",
+    "device_bandwidth",
+    "estimate_speed",
+    "speed_from",
+]
 
 EFFICIENCY_MEASURED = 0.7
 EFFICIENCY_SPEC = 0.5
@@ -38,7 +47,30 @@ class SpeedEstimate:
     """``roofline``, ``catalog`` or ``roofline+catalog``."""
     roofline_tokens_per_s: float | None = None
     catalog_tokens_per_s: float | None = None
-    inputs: dict[str, Any] = field(default_factory=dict)
+    bandwidth_bytes_per_s: int | None = None
+    """The roofline's inputs, None without a roofline: the device's memory bandwidth, ..."""
+    bandwidth_source: str | None = None
+    """... where that figure came from (``measured``, ``spec``, ...), ..."""
+    efficiency: float | None = None
+    """... the share of it a decode reaches, ..."""
+    bytes_per_token: int | None = None
+    """... the bytes read per token, ..."""
+    bytes_per_token_from: str | None = None
+    """... and what they were worked out from (``header`` or ``file size``)."""
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """The figures the estimate used, by name, for ``explain``."""
+        inputs: dict[str, Any] = {}
+        if self.roofline_tokens_per_s is not None:
+            inputs["bandwidth_bytes_per_s"] = self.bandwidth_bytes_per_s
+            inputs["bandwidth_source"] = self.bandwidth_source
+            inputs["efficiency"] = self.efficiency
+            inputs["bytes_per_token"] = self.bytes_per_token
+            inputs["bytes_per_token_from"] = self.bytes_per_token_from
+        if self.catalog_tokens_per_s is not None:
+            inputs["catalog_tokens_per_s"] = self.catalog_tokens_per_s
+        return inputs
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,7 +78,7 @@ class SpeedEstimate:
             "source": self.source,
             "roofline_tokens_per_s": _rounded(self.roofline_tokens_per_s),
             "catalog_tokens_per_s": self.catalog_tokens_per_s,
-            "inputs": dict(self.inputs),
+            "inputs": self.inputs,
         }
 
 
@@ -75,51 +107,82 @@ def estimate_speed(
     """The decode speed of `shape` on `device`, or None with neither a bandwidth and a size
     nor a catalog figure to go on. Without a shape, `file_size_bytes` stands in for the
     bytes read per token (the K/V cache then left out)."""
-    bandwidth = device.memory.bandwidth_bytes_per_s
-    roofline = None
-    inputs: dict[str, Any] = {}
     if shape is not None:
         per_token: int | None = bytes_per_token(shape, kv_cache_bytes)
         basis = "header"
     else:
         per_token, basis = file_size_bytes, "file size"
-    if per_token and bandwidth:
-        measured = device.memory.bandwidth_source == "measured"
-        efficiency = EFFICIENCY_MEASURED if measured else EFFICIENCY_SPEC
-        roofline = efficiency * bandwidth / per_token
-        inputs = {
-            "bandwidth_bytes_per_s": bandwidth,
-            "bandwidth_source": device.memory.bandwidth_source or "unknown",
-            "efficiency": efficiency,
-            "bytes_per_token": per_token,
-            "bytes_per_token_from": basis,
-        }
-    if catalog_prior is not None:
-        inputs["catalog_tokens_per_s"] = catalog_prior
-    if roofline is not None and catalog_prior is not None:
-        combined = math.sqrt(roofline * catalog_prior)
-        return _speed(combined, "roofline+catalog", roofline, catalog_prior, inputs)
-    if roofline is not None:
-        return _speed(roofline, "roofline", roofline, None, inputs)
-    if catalog_prior is not None:
-        return _speed(catalog_prior, "catalog", None, catalog_prior, inputs)
-    return None
+    return speed_from(per_token, basis, catalog_prior, device_bandwidth(device))
 
 
-def _speed(
-    tokens_per_s: float,
-    source: str,
-    roofline: float | None,
-    catalog: float | None,
-    inputs: dict[str, Any],
-) -> SpeedEstimate:
+class DeviceBandwidth(NamedTuple):
+    """The roofline's inputs that come from the device."""
+
+    bytes_per_s: int
+    source: str
+    efficiency: float
+
+
+def device_bandwidth(device: DeviceProfile) -> DeviceBandwidth | None:
+    """`device`'s memory bandwidth, where that figure came from and the efficiency that goes
+    with it, or None without a bandwidth. Worked out once per device when many models are
+    assessed on it."""
+    bandwidth = device.memory.bandwidth_bytes_per_s
+    if not bandwidth:
+        return None
+    source = device.memory.bandwidth_source
+    efficiency = EFFICIENCY_MEASURED if source == "measured" else EFFICIENCY_SPEC
+    return DeviceBandwidth(bandwidth, source or "unknown", efficiency)
+
+
+def speed_from(
+    per_token: int | None,
+    basis: str,
+    catalog_prior: float | None,
+    bandwidth: DeviceBandwidth | None,
+) -> SpeedEstimate | None:
+    """:func:`estimate_speed` once the bytes read per token (and what they came from) and
+    the device's :func:`device_bandwidth` are known.
+
+    The estimate keeps its inputs as plain fields, not a dict: an object that holds only
+    numbers and strings is one the garbage collector need not walk, and a recommendation
+    over 10,000 models makes 10,000 of them."""
+    if not per_token or bandwidth is None:
+        if catalog_prior is None:
+            return None
+        values = dict(_NO_ROOFLINE)
+        values["tokens_per_s"] = values["catalog_tokens_per_s"] = catalog_prior
+        return frozen(SpeedEstimate, values)
+    bytes_per_s, source, efficiency = bandwidth
+    roofline = efficiency * bytes_per_s / per_token
+    if catalog_prior is None:
+        tokens_per_s, how = roofline, "roofline"
+    else:
+        tokens_per_s, how = math.sqrt(roofline * catalog_prior), "roofline+catalog"
     return frozen(
         SpeedEstimate,
         {
             "tokens_per_s": tokens_per_s,
-            "source": source,
+            "source": how,
             "roofline_tokens_per_s": roofline,
-            "catalog_tokens_per_s": catalog,
-            "inputs": inputs,
+            "catalog_tokens_per_s": catalog_prior,
+            "bandwidth_bytes_per_s": bytes_per_s,
+            "bandwidth_source": source,
+            "efficiency": efficiency,
+            "bytes_per_token": per_token,
+            "bytes_per_token_from": basis,
         },
     )
+
+
+_NO_ROOFLINE = {
+    "tokens_per_s": 0.0,
+    "source": "catalog",
+    "roofline_tokens_per_s": None,
+    "catalog_tokens_per_s": None,
+    "bandwidth_bytes_per_s": None,
+    "bandwidth_source": None,
+    "efficiency": None,
+    "bytes_per_token": None,
+    "bytes_per_token_from": None,
+}
