@@ -168,8 +168,10 @@ def result_fields(recommendations: list[Any]) -> list[tuple[Any, ...]]:
         fields.append(
             (
                 values,
-                None if speed is None else (vars(speed), speed.inputs),
-                None if memory is None else (vars(memory), memory.inputs),
+                None if speed is None else vars(speed),
+                None
+                if memory is None
+                else ({k: v for k, v in vars(memory).items() if k != "inputs"}, memory.inputs),
             )
         )
     return fields
@@ -177,22 +179,24 @@ def result_fields(recommendations: list[Any]) -> list[tuple[Any, ...]]:
 
 def results_alone(fields: list[tuple[Any, ...]]) -> list[Any]:
     """The objects `recommend` returns, built from values already worked out, as recommend
-    builds them (iris_models._frozen, a namespace and an inputs dict each, the collector held
-    off): no rule applied, no note made. The floor for any recommend that hands back these frozen dataclasses."""
-    from iris_models._frozen import frozen
+    builds them (iris_models._frozen's builders, an inputs dict for a memory estimate, the
+    collector held off): no rule applied, no note made. The floor for any recommend that
+    hands back these frozen dataclasses."""
+    from iris_models._frozen import builder
     from iris_models._gc import collector_paused
     from iris_models.recommend import MemoryEstimate, Recommendation, SpeedEstimate
 
+    new_speed, new_memory = builder(SpeedEstimate), builder(MemoryEstimate)
+    new_recommendation = builder(Recommendation)
     built = []
     with collector_paused():  # as recommend holds it
         for values, speed, memory in fields:
             each = dict(values)
             if speed is not None:
-                each["speed"] = frozen(SpeedEstimate, {**speed[0], "inputs": dict(speed[1])})
+                each["speed"] = new_speed(*speed.values())
             if memory is not None:
-                inputs = dict(memory[1])
-                each["memory"] = frozen(MemoryEstimate, {**memory[0], "inputs": inputs})
-            built.append(frozen(Recommendation, each))
+                each["memory"] = new_memory(*memory[0].values(), dict(memory[1]))
+            built.append(new_recommendation(*each.values()))
     return built
 
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ._frozen import frozen
+from ._frozen import builder
 
 if TYPE_CHECKING:
     from .gguf import GGUFFile
@@ -216,39 +216,39 @@ class ModelShape:
         layers = block.get("slidingWindowLayers")
         # Built without the frozen __init__ (a catalog of 10,000 shapes spent most of its
         # build there), so every field is given; the layer checks still run.
-        shape = frozen(
-            cls,
-            {
-                "architecture": block["architecture"],
-                "block_count": block_count,
-                "embedding_length": embedding_length,
-                "head_count": head_count,
-                "head_count_kv": head_count_kv,
-                "key_length": block.get("keyLength") or head_size,
-                "value_length": block.get("valueLength") or head_size,
-                "weights_bytes": block["weightsBytes"],
-                "feed_forward_length": block.get("feedForwardLength", 0),
-                "sliding_window": window,
-                "swa_layers": tuple(layers)
-                if layers is not None
-                else _swa_layers(block["architecture"], None, window, block_count),
-                "context_length": block.get("contextLength"),
-                "vocab_size": block.get("vocabSize"),
-                "token_embedding_bytes": block.get("tokenEmbeddingBytes", 0),
-                "expert_bytes": block.get("expertBytes", 0),
-                "tied_output": block.get("tiedOutput", False),
-                "header_bytes": block.get("headerBytes", 0),
-                "tensor_count": block.get("tensorCount", 0),
-                "parameter_count": block.get("parameterCount", 0),
-                "expert_count": block.get("expertCount", 0),
-                "expert_used_count": block.get("expertUsedCount", 0),
-                "tokenizer_model": block.get("tokenizerModel"),
-                "merges_count": block.get("mergesCount", 0),
-                "causal": block.get("causal", True),
-            },
+        shape = _new_shape(
+            block["architecture"],  # architecture
+            block_count,  # block_count
+            embedding_length,  # embedding_length
+            head_count,  # head_count
+            head_count_kv,  # head_count_kv
+            block.get("keyLength") or head_size,  # key_length
+            block.get("valueLength") or head_size,  # value_length
+            block["weightsBytes"],  # weights_bytes
+            block.get("feedForwardLength", 0),  # feed_forward_length
+            window,  # sliding_window
+            tuple(layers)
+            if layers is not None
+            else _swa_layers(block["architecture"], None, window, block_count),  # swa_layers
+            block.get("contextLength"),  # context_length
+            block.get("vocabSize"),  # vocab_size
+            block.get("tokenEmbeddingBytes", 0),  # token_embedding_bytes
+            block.get("expertBytes", 0),  # expert_bytes
+            block.get("tiedOutput", False),  # tied_output
+            block.get("headerBytes", 0),  # header_bytes
+            block.get("tensorCount", 0),  # tensor_count
+            block.get("parameterCount", 0),  # parameter_count
+            block.get("expertCount", 0),  # expert_count
+            block.get("expertUsedCount", 0),  # expert_used_count
+            block.get("tokenizerModel"),  # tokenizer_model
+            block.get("mergesCount", 0),  # merges_count
+            block.get("causal", True),  # causal
         )
         shape.__post_init__()
         return shape
+
+
+_new_shape = builder(ModelShape)
 
 
 def _swa_layers(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from msgspec import to_builtins
 
-from .._frozen import frozen
+from .._frozen import builder
 from ..shape import ModelShape
 from ._model import (
     Category,
@@ -48,55 +48,50 @@ def descriptor_from_wire(entry: WireModel, source: str) -> ModelDescriptor:
     requirements = entry.device_requirements
     performance = entry.performance
     block = entry.gguf
-    return frozen(
-        ModelDescriptor,
-        {
-            "id": entry.id,
-            "name": entry.name,
-            "type": _TYPES[entry.type],
-            "requirements": frozen(
-                DeviceRequirements,
-                {
-                    "min_ram_bytes": requirements.min_ram,
-                    "recommended_ram_bytes": requirements.recommended_ram,
-                    "min_android_api": requirements.min_android_version,
-                    "supported_backends": requirements.supported_backends or _EMPTY,
-                    "device_classes": requirements.device_class or _EMPTY,
-                },
-            ),
-            "files": entry_files(entry),
-            "description": entry.description,
-            "parameter_count": entry.parameter_count,
-            "quantization": entry.quantization,
-            "file_size_bytes": entry.file_size,
-            "file_size_approximate": entry.file_size_approximate,
-            "context_size": entry.context_size,
-            "vocab_size": entry.vocab_size,
-            "dimensions": entry.dimensions,
-            "max_sequence_length": entry.max_sequence_length,
-            "capabilities": entry.capabilities or _EMPTY,
-            "license": entry.license,
-            "architecture": entry.architecture,
-            "verified": entry.verified,
-            "notes": entry.notes,
-            "performance": None
-            if performance is None
-            else frozen(
-                Performance,
-                {
-                    "tokens_per_second": performance.tokens_per_second or {},
-                    "power_consumption": performance.power_consumption or "UNKNOWN",
-                    "thermal_profile": performance.thermal_profile or "UNKNOWN",
-                },
-            ),
-            # The block's JSON form (camelCase, absent fields left out), as the shape reads it.
-            "shape": None if block is None else ModelShape.from_catalog(to_builtins(block)),
-            "source": source,
-        },
+    return _new_descriptor(
+        entry.id,  # id
+        entry.name,  # name
+        _TYPES[entry.type],  # type
+        _new_requirements(
+            requirements.min_ram,  # min_ram_bytes
+            requirements.recommended_ram,  # recommended_ram_bytes
+            requirements.min_android_version,  # min_android_api
+            requirements.supported_backends or _EMPTY,  # supported_backends
+            requirements.device_class or _EMPTY,  # device_classes
+        ),  # requirements
+        entry_files(entry),  # files
+        entry.description,  # description
+        entry.parameter_count,  # parameter_count
+        entry.quantization,  # quantization
+        entry.file_size,  # file_size_bytes
+        entry.file_size_approximate,  # file_size_approximate
+        entry.context_size,  # context_size
+        entry.vocab_size,  # vocab_size
+        entry.dimensions,  # dimensions
+        entry.max_sequence_length,  # max_sequence_length
+        entry.capabilities or _EMPTY,  # capabilities
+        entry.license,  # license
+        entry.architecture,  # architecture
+        entry.verified,  # verified
+        entry.notes,  # notes
+        None
+        if performance is None
+        else _new_performance(
+            performance.tokens_per_second or {},  # tokens_per_second
+            performance.power_consumption or "UNKNOWN",  # power_consumption
+            performance.thermal_profile or "UNKNOWN",  # thermal_profile
+        ),  # performance
+        # The block's JSON form (camelCase, absent fields left out), as the shape reads it.
+        None if block is None else ModelShape.from_catalog(to_builtins(block)),  # shape
+        source,  # source
     )
 
 
 _TYPES = {member.value: member for member in ModelType}
+_new_descriptor = builder(ModelDescriptor)
+_new_requirements = builder(DeviceRequirements)
+_new_performance = builder(Performance)
+_new_file_spec = builder(ModelFileSpec)
 # The wire's name lists are tuples already (msgspec builds them in C), shared as they are.
 _EMPTY: tuple[str, ...] = ()
 
@@ -106,36 +101,30 @@ def entry_files(entry: WireModel) -> tuple[ModelFileSpec, ...]:
     ``downloadUrl`` / ``sha256`` / ``fileSize`` describe."""
     if entry.files is not None:
         return tuple(
-            frozen(
-                ModelFileSpec,
-                {
-                    "name": item.name,
-                    "url": item.url,
-                    "mirrors": item.mirrors or _EMPTY,
-                    "size_bytes": item.size,
-                    "size_approximate": item.size_approximate,
-                    "sha256": normalize_sha256(item.sha256),
-                    "role": item.role,
-                    "piece_size": None if item.pieces is None else item.pieces.size,
-                    "piece_sha256": _EMPTY if item.pieces is None else item.pieces.sha256,
-                },
+            _new_file_spec(
+                item.name,  # name
+                item.url,  # url
+                item.mirrors or _EMPTY,  # mirrors
+                item.size,  # size_bytes
+                item.size_approximate,  # size_approximate
+                normalize_sha256(item.sha256),  # sha256
+                item.role,  # role
+                None if item.pieces is None else item.pieces.size,  # piece_size
+                _EMPTY if item.pieces is None else item.pieces.sha256,  # piece_sha256
             )
             for item in entry.files
         )
     url = entry.download_url
     assert url is not None  # the checks refuse an entry with neither
-    spec = frozen(
-        ModelFileSpec,
-        {
-            "name": url_file_name(url),
-            "url": url,
-            "mirrors": entry.mirrors or _EMPTY,
-            "size_bytes": entry.file_size,
-            "size_approximate": entry.file_size_approximate,
-            "sha256": normalize_sha256(entry.sha256),
-            "role": "model",
-            "piece_size": None,
-            "piece_sha256": _EMPTY,
-        },
+    spec = _new_file_spec(
+        url_file_name(url),  # name
+        url,  # url
+        entry.mirrors or _EMPTY,  # mirrors
+        entry.file_size,  # size_bytes
+        entry.file_size_approximate,  # size_approximate
+        normalize_sha256(entry.sha256),  # sha256
+        "model",  # role
+        None,  # piece_size
+        _EMPTY,  # piece_sha256
     )
     return (spec,)

@@ -20,10 +20,13 @@ from ._assess import (
     Category,
     DeviceFacts,
     Fit,
+    RankKey,
     Recommendation,
     assess,
+    in_rank_order,
     memory_budget,
     rank,
+    rank_key,
 )
 from ._backends import available_backends, optimal_backend
 from ._headers import RemoteHeader, cached_shape, fetch_header, fetch_shape
@@ -71,7 +74,8 @@ def recommend(
     """
     known = shapes or {}
     facts = DeviceFacts.of(device)
-    assessed = []
+    assessed: list[Recommendation] = []
+    keys: list[RankKey] = []
     with collector_paused():
         for model in models:
             shape, source = known.get(model.id, (None, None))
@@ -80,4 +84,7 @@ def recommend(
             )
             if recommendation.compatible or include_incompatible:
                 assessed.append(recommendation)
-        return rank(assessed)
+                keys.append(rank_key(recommendation))
+        ranked = in_rank_order(assessed, keys)
+        keys.clear()  # its tuples go now, before the collector's next pass has to walk them
+    return ranked

@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._frozen import frozen
+from .._frozen import builder
 from ..shape import ModelShape
 
 __all__ = ["DEFAULT_UBATCH", "KV_PADDING", "MemoryEstimate", "estimate_memory", "kv_cache_bytes"]
@@ -85,6 +85,9 @@ class MemoryEstimate:
             "overhead_bytes": self.overhead_bytes,
             "inputs": dict(self.inputs),
         }
+
+
+_new_memory = builder(MemoryEstimate)
 
 
 def kv_cache_bytes(
@@ -143,29 +146,26 @@ def estimate_memory(
         + n_vocab * _VOCAB_BYTES_PER_TOKEN
         + (shape.merges_count * _BYTES_PER_MERGE if shape.tokenizer_model == "gpt2" else 0)
     )
-    return frozen(
-        MemoryEstimate,
+    return _new_memory(
+        context_length,  # context_length
+        shape.weights_bytes,  # weights_bytes
+        kv,  # kv_cache_bytes
+        compute,  # compute_bytes
+        output,  # output_bytes
+        overhead,  # overhead_bytes
         {
-            "context_length": context_length,
-            "weights_bytes": shape.weights_bytes,
-            "kv_cache_bytes": kv,
-            "compute_bytes": compute,
-            "output_bytes": output,
-            "overhead_bytes": overhead,
-            "inputs": {
-                "architecture": shape.architecture,
-                "layers": shape.block_count,
-                "sliding_window_layers": shape.swa_layer_count,
-                "sliding_window": shape.sliding_window,
-                "n_embd": n_embd,
-                "n_head": shape.head_count,
-                "n_head_kv": n_head_kv,
-                "head_dim_k": shape.key_length,
-                "head_dim_v": shape.value_length,
-                "n_vocab": n_vocab,
-                "n_ctx_cells": n_ctx,
-                "n_ubatch": n_ubatch,
-                "kv_type": "f16",
-            },
-        },
+            "architecture": shape.architecture,
+            "layers": shape.block_count,
+            "sliding_window_layers": shape.swa_layer_count,
+            "sliding_window": shape.sliding_window,
+            "n_embd": n_embd,
+            "n_head": shape.head_count,
+            "n_head_kv": n_head_kv,
+            "head_dim_k": shape.key_length,
+            "head_dim_v": shape.value_length,
+            "n_vocab": n_vocab,
+            "n_ctx_cells": n_ctx,
+            "n_ubatch": n_ubatch,
+            "kv_type": "f16",
+        },  # inputs
     )

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from .._frozen import frozen
+from .._frozen import builder
 from ..device import DeviceProfile
 from ..shape import ModelShape
 
@@ -80,6 +80,9 @@ class SpeedEstimate:
             "catalog_tokens_per_s": self.catalog_tokens_per_s,
             "inputs": self.inputs,
         }
+
+
+_new_speed = builder(SpeedEstimate)
 
 
 def _rounded(value: float | None) -> float | None:
@@ -144,45 +147,37 @@ def speed_from(
     """:func:`estimate_speed` once the bytes read per token (and what they came from) and
     the device's :func:`device_bandwidth` are known.
 
-    The estimate keeps its inputs as plain fields, not a dict: an object that holds only
-    numbers and strings is one the garbage collector need not walk, and a recommendation
-    over 10,000 models makes 10,000 of them."""
+    The estimate keeps its inputs as plain fields, not in a dict: a namespace that holds no
+    container is one the garbage collector leaves alone, and a recommendation over 10,000
+    models makes 10,000 of them."""
     if not per_token or bandwidth is None:
         if catalog_prior is None:
             return None
-        values = dict(_NO_ROOFLINE)
-        values["tokens_per_s"] = values["catalog_tokens_per_s"] = catalog_prior
-        return frozen(SpeedEstimate, values)
+        return _new_speed(
+            catalog_prior,  # tokens_per_s
+            "catalog",  # source
+            None,  # roofline_tokens_per_s
+            catalog_prior,  # catalog_tokens_per_s
+            None,  # bandwidth_bytes_per_s
+            None,  # bandwidth_source
+            None,  # efficiency
+            None,  # bytes_per_token
+            None,  # bytes_per_token_from
+        )
     bytes_per_s, source, efficiency = bandwidth
     roofline = efficiency * bytes_per_s / per_token
     if catalog_prior is None:
         tokens_per_s, how = roofline, "roofline"
     else:
         tokens_per_s, how = math.sqrt(roofline * catalog_prior), "roofline+catalog"
-    return frozen(
-        SpeedEstimate,
-        {
-            "tokens_per_s": tokens_per_s,
-            "source": how,
-            "roofline_tokens_per_s": roofline,
-            "catalog_tokens_per_s": catalog_prior,
-            "bandwidth_bytes_per_s": bytes_per_s,
-            "bandwidth_source": source,
-            "efficiency": efficiency,
-            "bytes_per_token": per_token,
-            "bytes_per_token_from": basis,
-        },
+    return _new_speed(
+        tokens_per_s,  # tokens_per_s
+        how,  # source
+        roofline,  # roofline_tokens_per_s
+        catalog_prior,  # catalog_tokens_per_s
+        bytes_per_s,  # bandwidth_bytes_per_s
+        source,  # bandwidth_source
+        efficiency,  # efficiency
+        per_token,  # bytes_per_token
+        basis,  # bytes_per_token_from
     )
-
-
-_NO_ROOFLINE = {
-    "tokens_per_s": 0.0,
-    "source": "catalog",
-    "roofline_tokens_per_s": None,
-    "catalog_tokens_per_s": None,
-    "bandwidth_bytes_per_s": None,
-    "bandwidth_source": None,
-    "efficiency": None,
-    "bytes_per_token": None,
-    "bytes_per_token_from": None,
-}

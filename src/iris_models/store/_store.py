@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from .._frozen import frozen
+from .._frozen import builder
 from .._paths import store_root
 from ..errors import (
     LifecycleError,
@@ -298,32 +298,29 @@ class Store:
     @staticmethod
     def _model(row: Sequence[Any], files: tuple[ModelFile, ...]) -> InstalledModel:
         """A models row and its files as an InstalledModel."""
-        # One dict display, in _MODEL_COLUMNS order: the fastest way CPython builds it.
-        return frozen(
-            InstalledModel,
-            {
-                "id": row[0],
-                "name": row[1],
-                "category": row[2],
-                "state": _STATE_BY_VALUE[row[3]],
-                "state_reason": row[4],
-                "storage": row[5],
-                "source": row[6],
-                "architecture": row[7],
-                "quantization": row[8],
-                "parameter_count": row[9],
-                "context_length": row[10],
-                "size_bytes": row[11],
-                "priority": _PRIORITIES[row[12]],
-                "pinned": bool(row[13]),
-                "created_at": row[14],
-                "installed_at": row[15],
-                "updated_at": row[16],
-                "last_used_at": row[17],
-                "use_count": row[18],
-                "metadata": json.loads(row[19]) if row[19] != "{}" else {},
-                "files": files,
-            },
+        # The fields in order, as _MODEL_COLUMNS lists the columns.
+        return _new_installed_model(
+            row[0],  # id
+            row[1],  # name
+            row[2],  # category
+            _STATE_BY_VALUE[row[3]],  # state
+            row[4],  # state_reason
+            row[5],  # storage
+            row[6],  # source
+            row[7],  # architecture
+            row[8],  # quantization
+            row[9],  # parameter_count
+            row[10],  # context_length
+            row[11],  # size_bytes
+            _PRIORITIES[row[12]],  # priority
+            bool(row[13]),  # pinned
+            row[14],  # created_at
+            row[15],  # installed_at
+            row[16],  # updated_at
+            row[17],  # last_used_at
+            row[18],  # use_count
+            json.loads(row[19]) if row[19] != "{}" else {},  # metadata
+            files,  # files
         )
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -869,6 +866,10 @@ class Store:
         )
 
 
+_new_installed_model = builder(InstalledModel)
+_new_model_file = builder(ModelFile)
+
+
 def _files_by_model(
     file_rows: Iterable[Sequence[Any]], models_prefix: str
 ) -> dict[str, list[ModelFile]]:
@@ -876,18 +877,15 @@ def _files_by_model(
     grouped: dict[str, list[ModelFile]] = {}
     for model_id, rel_path, role, size, sha256, seal, external, mtime_ns in file_rows:
         key = model_id.lower()
-        model_file = frozen(
-            ModelFile,
-            {
-                "rel_path": rel_path,
-                "role": role,
-                "size_bytes": size,
-                "sha256": sha256,
-                "seal": seal,
-                "location": external or f"{models_prefix}{key}/{rel_path}",
-                "external": external is not None,
-                "mtime_ns": mtime_ns,
-            },
+        model_file = _new_model_file(
+            rel_path,  # rel_path
+            role,  # role
+            size,  # size_bytes
+            sha256,  # sha256
+            seal,  # seal
+            external or f"{models_prefix}{key}/{rel_path}",  # location
+            external is not None,  # external
+            mtime_ns,  # mtime_ns
         )
         files = grouped.get(key)
         if files is None:
