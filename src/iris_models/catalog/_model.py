@@ -81,7 +81,8 @@ class Performance:
     def prior(self, backend: str, device_class: DeviceClass | str) -> float | None:
         """The catalog's figure for `backend` on a device class (a member or its name: the
         class is a str enum, so either finds the entry)."""
-        return self.tokens_per_second.get(backend, {}).get(device_class)
+        by_class = self.tokens_per_second.get(backend)
+        return None if by_class is None else by_class.get(device_class)
 
 
 @dataclass(frozen=True)
