@@ -249,7 +249,9 @@ class DeviceFacts:
         )
 
     def shared(self, note: _Note) -> _Note:
-        """`note`, as the one tuple every assessment on this device that makes it keeps."""
+        """`note` (or a tuple of notes), as the one tuple that every assessment on this
+        device making it keeps: a catalog's models repeat a few, and a tuple kept per model
+        is one more object for the garbage collector to walk."""
         return self._notes.setdefault(note, note)
 
     def backend_for(self, supported_backends: tuple[str, ...]) -> tuple[str | None, _Note]:
