@@ -70,6 +70,13 @@ def test_a_redirect_from_https_to_http_is_refused() -> None:
     assert _redirect_target("https://hub.example/m", "/other") == "https://hub.example/other"
 
 
+def test_a_refused_redirect_does_not_show_the_password_in_its_location() -> None:
+    with pytest.raises(_MirrorFailed, match="refusing to leave HTTPS") as refused:
+        _redirect_target("https://hub.example/m", "http://user:s3cret@cdn.example/m")
+    assert "s3cret" not in str(refused.value)
+    assert "cdn.example/m" in str(refused.value)
+
+
 def test_a_state_saved_for_another_digest_is_not_resumed_and_is_forgotten_first(
     nginx: NginxServer, tmp_path: Path
 ) -> None:

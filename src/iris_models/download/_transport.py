@@ -115,7 +115,8 @@ def redirect_target(url: str, location: str) -> str:
     leave HTTPS (a downgraded hop could serve any bytes, and a digest to match them)."""
     target = urljoin(url, location)
     if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
-        message = f"{_http.display_url(url)} redirects to {target}: refusing to leave HTTPS"
+        shown = f"{_http.display_url(url)} redirects to {_http.display_url(target)}"
+        message = f"{shown}: refusing to leave HTTPS"
         raise NetworkError(message, url=url)
     return target
 
