@@ -1,6 +1,6 @@
 """Timing a piece of work the way the benchmarks report it: the median of several runs after
-a warm-up, in milliseconds, each run's result kept until its time is taken. Imported as a sibling module: the benchmarks run as scripts from
-this folder."""
+a warm-up, in milliseconds, each run's result kept until its time is taken. Imported as a
+sibling module: the benchmarks run as scripts from this folder."""
 
 from __future__ import annotations
 

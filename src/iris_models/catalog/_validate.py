@@ -271,8 +271,9 @@ def _check_entry(
         if url is None:
             what = "a model needs a downloadUrl or a files list"
             raise _fail(source, _where(group, index), what, "has-source")
-        if not is_safe_file_name(url_file_name(url)):
-            _check_file_name(url_file_name(url), f"{_where(group, index)}.downloadUrl", source)
+        name = url_file_name(url)
+        if not is_safe_file_name(name):
+            _check_file_name(name, f"{_where(group, index)}.downloadUrl", source)
         if entry.mirrors or not _plain_https(url):
             _check_urls(
                 url, entry.mirrors, group, index, "downloadUrl", source, allow_http=allow_http
