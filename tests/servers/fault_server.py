@@ -359,6 +359,12 @@ class FaultServer:
                 lambda: sum(path is None or e.path == path for e in self._log) >= count, timeout_s
             )
 
+    def wait_for_close(self, connection: int, timeout_s: float = 10) -> bool:
+        """Waits until the server has closed connection number `connection` (its end of the
+        stream sent); False on time-out."""
+        with self._changed:
+            return self._changed.wait_for(lambda: connection not in self._sockets, timeout_s)
+
     @property
     def peak_connections(self) -> int:
         """The most TCP connections open at once so far (idle keep-alive ones included)."""
@@ -499,6 +505,9 @@ class _Handler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         try:
             super().finish()
+            # The end of the stream goes out before the log says the connection is closed, so a
+            # test that waits for the close finds the client's socket already at its end.
+            self.connection.shutdown(socket.SHUT_WR)
         except OSError:
             pass
         finally:
