@@ -145,17 +145,14 @@ def ranking_cases() -> list[Recommendation]:
     assert base.compatible
     assert base.fit is Fit.UNKNOWN
 
-    def speed(tokens_per_s: float) -> SpeedEstimate:
-        return SpeedEstimate(tokens_per_s, "roofline", tokens_per_s)
-
     return [
-        _variant(base, "good-3b", fit=Fit.GOOD, parameter_count="3B", speed=speed(1.0)),
-        _variant(base, "comfy-1b-q8", fit=Fit.COMFORTABLE, quantization="Q8_0", speed=speed(1)),
-        _variant(base, "comfy-1b-fast", fit=Fit.COMFORTABLE, speed=speed(9.0)),
-        _variant(base, "comfy-1b-slow", fit=Fit.COMFORTABLE, speed=speed(5.0)),
-        _variant(base, "comfy-1b-slow2", fit=Fit.COMFORTABLE, speed=speed(5.0)),
-        _variant(base, "unknown-8b", fit=Fit.UNKNOWN, parameter_count="8B"),
-        _variant(base, "tight-70b", fit=Fit.TIGHT, parameter_count="70B", speed=speed(50)),
+        _variant(base, "good-3b", fit=Fit.GOOD, parameter_count="3B", tokens_per_s=1.0),
+        _variant(base, "comfy-1b-q8", fit=Fit.COMFORTABLE, quantization="Q8_0", tokens_per_s=1),
+        _variant(base, "comfy-1b-fast", fit=Fit.COMFORTABLE, tokens_per_s=9.0),
+        _variant(base, "comfy-1b-slow", fit=Fit.COMFORTABLE, tokens_per_s=5.0),
+        _variant(base, "comfy-1b-slow2", fit=Fit.COMFORTABLE, tokens_per_s=5.0),
+        _variant(base, "unknown-8b", fit=Fit.UNKNOWN, parameter_count="8B", tokens_per_s=None),
+        _variant(base, "tight-70b", fit=Fit.TIGHT, parameter_count="70B", tokens_per_s=50),
         _variant(base, "incompatible", fit=Fit.COMFORTABLE, compatible=False),
         _variant(base, "too-big", fit=Fit.TOO_BIG, compatible=False, parameter_count="1T"),
     ]
@@ -546,3 +543,21 @@ def test_recommendations_built_for_speed_equal_ones_built_field_by_field() -> No
                 assert dataclasses.replace(recommendation.memory) == recommendation.memory
             if recommendation.speed is not None:
                 assert dataclasses.replace(recommendation.speed) == recommendation.speed
+
+
+@pytest.mark.parametrize("context_length", [512, 4096, 1 << 20])
+def test_the_ranked_speed_is_the_speed_estimates_own_figure(context_length: int) -> None:
+    """recommend ranks by a figure it works out without the estimate, which is made when
+    read: the two must be the same float, for every model on every shipped profile."""
+    models = load_catalog(environment=False).models()
+    for name in shipped_profiles():
+        profile = load_profile(name)
+        for device in (profile, with_memory(profile, bandwidth_source="measured")):
+            recommended = recommend(
+                models, device, context_length=context_length, include_incompatible=True
+            )
+            for recommendation in recommended:
+                speed = recommendation.speed
+                assert recommendation.tokens_per_s == (speed and speed.tokens_per_s)
+                said = any(r.startswith("decode about") for r in recommendation.reasons)
+                assert said == (speed is not None)

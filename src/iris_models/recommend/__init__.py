@@ -17,12 +17,14 @@ from ..device import DeviceProfile
 from ..shape import ModelShape
 from ._assess import (
     DEFAULT_CONTEXT,
+    Basis,
     Category,
     DeviceFacts,
     Fit,
     RankKey,
     Recommendation,
     assess,
+    assess_on,
     in_rank_order,
     memory_budget,
     rank,
@@ -35,6 +37,7 @@ from ._speed import SpeedEstimate, estimate_speed
 
 __all__ = [
     "DEFAULT_CONTEXT",
+    "Basis",
     "Category",
     "DeviceFacts",
     "Fit",
@@ -73,15 +76,13 @@ def recommend(
     include_incompatible: keep models that cannot run here (the specification drops them).
     """
     known = shapes or {}
-    facts = DeviceFacts.of(device)
+    basis = Basis(DeviceFacts.of(device), context_length)
     assessed: list[Recommendation] = []
     keys: list[RankKey] = []
     with collector_paused():
         for model in models:
             shape, source = known.get(model.id, (None, None))
-            recommendation = assess(
-                model, facts, context_length=context_length, shape=shape, shape_source=source
-            )
+            recommendation = assess_on(model, basis, shape, source)
             if recommendation.compatible or include_incompatible:
                 assessed.append(recommendation)
                 keys.append(rank_key(recommendation))

@@ -9,7 +9,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._frozen import builder
 from ..catalog import ModelDescriptor, ModelType
@@ -21,12 +21,14 @@ from ._speed import (
     DeviceBandwidth,
     SpeedEstimate,
     bytes_per_token,
+    decode_tokens_per_s,
     device_bandwidth,
     speed_from,
 )
 
 __all__ = [
     "DEFAULT_CONTEXT",
+    "Basis",
     "Category",
     "DeviceFacts",
     "Fit",
@@ -144,18 +146,44 @@ class Recommendation:
     backend: str | None
     memory: MemoryEstimate | None
     memory_budget_bytes: int
-    speed: SpeedEstimate | None
+    tokens_per_s: float | None
+    """Expected decode tokens per second (see :attr:`speed` for how it was reached); None
+    for an embedding model, a model that cannot run here, or with nothing to go on."""
     shape_source: str | None
     """Where the model's shape came from: ``installed``, ``header-cache``, ``catalog``, or
     None (only the catalog's RAM figures were used)."""
-    notes: tuple[tuple[Any, ...], ...] = field(default=(), repr=False)
-    """The reasons, unwritten (see :func:`assess`); read :attr:`reasons`."""
+    shape: ModelShape | None = field(default=None, repr=False)
+    """The shape the memory and speed estimates came from; None with no shape known."""
+    basis: Basis | None = field(default=None, repr=False, compare=False)
+    """What the assessment started from (the device's facts and the context asked for), to
+    write the reasons from when they are read."""
 
     @cached_property
     def reasons(self) -> tuple[str, ...]:
-        """Why the model got its category, fit, backend and speed, one line each."""
-        written = (note[0](self, *note[1:]) for note in self.notes)
+        """Why the model got its category, fit, backend and speed, one line each.
+
+        Written when first read, by running the same assessment again with its notes kept:
+        ranking a large catalog needs only the verdicts, and noting a reason for every rule
+        every model passed was a fifth of its time."""
+        if self.basis is None:
+            return ()
+        notes: list[_Note] = []
+        assess_on(self.model, self.basis, self.shape, self.shape_source, notes)
+        written = (note[0](self, *note[1:]) for note in notes)
         return tuple(text for text in written if text is not None)
+
+    @cached_property
+    def speed(self) -> SpeedEstimate | None:
+        """The decode speed estimate behind :attr:`tokens_per_s`, with its inputs.
+
+        Made when first read, from the same inputs: ranking a large catalog needs only the
+        figure, and an estimate object per model was a tenth of the time."""
+        if self.tokens_per_s is None or self.backend is None or self.basis is None:
+            return None
+        facts = self.basis.facts
+        per_token, read_from = _bytes_read(self.model, self.shape, self.memory)
+        prior = _prior(self.model, self.backend, facts)
+        return speed_from(per_token, read_from, prior, facts.bandwidth)
 
     @property
     def quality(self) -> float:
@@ -232,7 +260,6 @@ class DeviceFacts:
     _backends: dict[tuple[str, ...], tuple[str | None, _Note]] = field(
         default_factory=dict, compare=False, repr=False
     )
-    _notes: dict[_Note, _Note] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, device: DeviceProfile) -> DeviceFacts:
@@ -247,12 +274,6 @@ class DeviceFacts:
             device.device_class.value,
             device_bandwidth(device),
         )
-
-    def shared(self, note: _Note) -> _Note:
-        """`note` (or a tuple of notes), as the one tuple that every assessment on this
-        device making it keeps: a catalog's models repeat a few, and a tuple kept per model
-        is one more object for the garbage collector to walk."""
-        return self._notes.setdefault(note, note)
 
     def backend_for(self, supported_backends: tuple[str, ...]) -> tuple[str | None, _Note]:
         """The backend a model listing `supported_backends` (empty: any) runs on here, or
@@ -275,6 +296,15 @@ class DeviceFacts:
         return answer
 
 
+class Basis(NamedTuple):
+    """What an assessment starts from besides the model and its shape; one per call of
+    :func:`recommend`, shared by its results."""
+
+    facts: DeviceFacts
+    context_length: int
+    """The context asked for (a model trained on less is assessed at its own)."""
+
+
 def assess(
     model: ModelDescriptor,
     device: DeviceProfile | DeviceFacts,
@@ -285,61 +315,73 @@ def assess(
 ) -> Recommendation:
     """Assess `model` on `device` at `context_length` tokens. `shape` (else the catalog's
     header facts) drives the memory and speed estimates. Pass ``DeviceFacts.of(device)``
-    when assessing many models on one device.
-
-    Each reason is noted as a function and its arguments and written out only when
-    :attr:`Recommendation.reasons` is read: ranking a large catalog needs the verdicts, and
-    formatting a dozen numbers per model it never shows was most of its time."""
+    when assessing many models on one device."""
     facts = device if isinstance(device, DeviceFacts) else DeviceFacts.of(device)
+    return assess_on(model, Basis(facts, context_length), shape, shape_source)
+
+
+def assess_on(
+    model: ModelDescriptor,
+    basis: Basis,
+    shape: ModelShape | None,
+    shape_source: str | None,
+    notes: list[_Note] | None = None,
+) -> Recommendation:
+    """:func:`assess`. With a `notes` list, also notes each reason in it, in order, as the
+    function that writes it and its arguments (see :attr:`Recommendation.reasons`); the
+    verdicts are the same with or without."""
+    facts, context = basis
     device = facts.device
     if shape is None and model.shape is not None:
         shape, shape_source = model.shape, "catalog"
-    notes: list[_Note] = []
     score = 100
     compatible = True
     requirements = model.requirements
 
     trained = (shape.context_length if shape else None) or model.context_size
     trained = trained or model.max_sequence_length
-    context = context_length
     if trained and context > trained:
+        if notes is not None:
+            notes.append((_context_capped, context))
         context = trained
-        notes.append(facts.shared((_context_capped, context_length)))
 
     budget = facts.budget_bytes
     memory = estimate_memory(shape, context) if shape is not None else None
     total_ram = device.memory.total_bytes
-    if memory is not None and shape is not None:
+    if memory is not None:
         ratio = memory.total_bytes / budget if budget else math.inf
-        notes.append(facts.shared((_needs, facts.budget_how)))
         if ratio > 1:
             compatible = False
             fit = _FIT_TOO_BIG
-            notes.append((_would_fit, shape))
+            level = _WOULD_FIT
         elif ratio > GOOD:
             fit = _FIT_TIGHT
             score -= 25
-            notes.append(_TIGHT)
+            level = _TIGHT
         elif ratio > COMFORTABLE:
             fit = _FIT_GOOD
             score -= 10
-            notes.append(_HEADROOM)
+            level = _HEADROOM
         else:
             fit = _FIT_COMFORTABLE
-            notes.append(_COMFORTABLE)
-        notes.append(_MIN_RAM_UNUSED)
+            level = _COMFORTABLE
+        if notes is not None:
+            notes += [(_needs, facts.budget_how), level, _MIN_RAM_UNUSED]
     else:
         fit = _FIT_UNKNOWN
-        notes.append(_NO_HEADER)
+        if notes is not None:
+            notes.append(_NO_HEADER)
         if total_ram < requirements.min_ram_bytes:
             compatible = False
-            notes.append(facts.shared((_insufficient_ram, total_ram)))
+            if notes is not None:
+                notes.append((_insufficient_ram, total_ram))
         elif (
             requirements.recommended_ram_bytes is not None
             and total_ram < requirements.recommended_ram_bytes
         ):
             score -= 20
-            notes.append(_BELOW_RECOMMENDED)
+            if notes is not None:
+                notes.append(_BELOW_RECOMMENDED)
 
     api = device.os.android_api_level
     if (
@@ -348,35 +390,35 @@ def assess(
         and (api < requirements.min_android_api)
     ):
         compatible = False
-        notes.append(facts.shared((_api_too_old, api)))
+        if notes is not None:
+            notes.append((_api_too_old, api))
 
     classes = requirements.device_classes
     if classes and facts.device_class not in classes:
         score -= 30
-        notes.append(facts.shared((_not_tuned, facts.device_class)))
+        if notes is not None:
+            notes.append((_not_tuned, facts.device_class))
 
     backend, note = facts.backend_for(requirements.supported_backends)
-    notes.append(note)
+    if notes is not None:
+        notes.append(note)
     if backend is None:
         compatible = False
     elif backend == facts.optimal:
         score += 10
 
-    speed = None
+    tokens_per_s = None
     if model.type is _EMBEDDING:
-        notes.append(_NO_DECODE)
+        if notes is not None:
+            notes.append(_NO_DECODE)
     elif compatible and backend is not None:
-        performance = model.performance
-        prior = performance.prior(backend, facts.device_class) if performance else None
-        if shape is not None:
-            kv = memory.kv_cache_bytes if memory else 0
-            speed = speed_from(bytes_per_token(shape, kv), "header", prior, facts.bandwidth)
-        else:
-            speed = speed_from(model.total_size_bytes, "file size", prior, facts.bandwidth)
-        if speed is not None:
+        per_token, _ = _bytes_read(model, shape, memory)
+        prior = _prior(model, backend, facts)
+        tokens_per_s = decode_tokens_per_s(per_token, prior, facts.bandwidth)
+        if tokens_per_s is not None and notes is not None:
             notes.append(_SPEED)
 
-    if not model.verified:
+    if not model.verified and notes is not None:
         notes.append(_UNVERIFIED)
 
     if not compatible:
@@ -392,17 +434,30 @@ def assess(
         backend,  # backend
         memory,  # memory
         budget,  # memory_budget_bytes
-        speed,  # speed
+        tokens_per_s,  # tokens_per_s
         shape_source if shape is not None else None,  # shape_source
-        facts.shared(tuple(notes)),  # notes
+        shape,  # shape
+        basis,  # basis
     )
+
+
+def _bytes_read(
+    model: ModelDescriptor, shape: ModelShape | None, memory: MemoryEstimate | None
+) -> tuple[int | None, str]:
+    """The bytes a decode reads per token, and what they were worked out from."""
+    if shape is not None:
+        return bytes_per_token(shape, memory.kv_cache_bytes if memory else 0), "header"
+    return model.total_size_bytes, "file size"
+
+
+def _prior(model: ModelDescriptor, backend: str, facts: DeviceFacts) -> float | None:
+    """The catalog's decode figure for `backend` on this device's class, if it gives one."""
+    performance = model.performance
+    return performance.prior(backend, facts.device_class) if performance else None
 
 
 # A reason, unwritten: the function that writes it and the arguments it takes after the
 # recommendation. A function may return None when, on a closer look, there is nothing to say.
-# Most read what they report from the recommendation itself, so their notes are the same
-# tuple for every model (a module constant, or one per device through DeviceFacts.shared):
-# a recommendation over a large catalog keeps no tuple of its own per reason.
 _Note = tuple[Any, ...]
 
 
@@ -436,7 +491,9 @@ def _needs(recommendation: Recommendation, budget_how: str) -> str:
     )
 
 
-def _would_fit(recommendation: Recommendation, shape: ModelShape) -> str | None:
+def _would_fit(recommendation: Recommendation) -> str | None:
+    shape = recommendation.shape
+    assert shape is not None  # noted only with an estimate
     budget, context = recommendation.memory_budget_bytes, recommendation.context_length
     largest = _largest_fitting_context(shape, budget, context)
     return f"would fit with a context of {largest} tokens or fewer" if largest else None
@@ -517,6 +574,7 @@ def _speed_reason(recommendation: Recommendation) -> str:
     return f"decode about {speed.tokens_per_s:.1f} tok/s ({'; '.join(parts)})"
 
 
+_WOULD_FIT: _Note = (_would_fit,)
 _TIGHT: _Note = (_tight,)
 _HEADROOM: _Note = (_headroom,)
 _COMFORTABLE: _Note = (_comfortable,)
@@ -537,11 +595,11 @@ RankKey = tuple[int, float, float, str]
 
 def rank_key(recommendation: Recommendation) -> RankKey:
     """Where `recommendation` goes in :func:`rank`'s order: lower first."""
-    model, speed = recommendation.model, recommendation.speed
+    model, tokens_per_s = recommendation.model, recommendation.tokens_per_s
     return (
         (0 if recommendation.compatible else 4) + _FIT_RANK[recommendation.fit],
         -_quality(model),
-        -(speed.tokens_per_s if speed is not None else 0.0),
+        -(tokens_per_s or 0.0),
         model.id,
     )
 

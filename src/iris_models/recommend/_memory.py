@@ -67,12 +67,35 @@ class MemoryEstimate:
     output_bytes: int
     """The output layer's buffer (logits); part of ``compute_bytes`` when it is the largest."""
     overhead_bytes: int
-    inputs: dict[str, Any] = field(default_factory=dict)
-    """The shape figures and settings the estimate used, for ``explain``."""
+    shape: ModelShape = field(repr=False)
+    """The shape the estimate was worked out from."""
+    n_ubatch: int = DEFAULT_UBATCH
+    """The micro-batch the compute buffers were sized for."""
 
     @property
     def total_bytes(self) -> int:
         return self.weights_bytes + self.kv_cache_bytes + self.compute_bytes + self.overhead_bytes
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """The shape figures and settings the estimate used, by name, for ``explain`` (made
+        when read: a recommendation over a large catalog reads few of them)."""
+        shape = self.shape
+        return {
+            "architecture": shape.architecture,
+            "layers": shape.block_count,
+            "sliding_window_layers": shape.swa_layer_count,
+            "sliding_window": shape.sliding_window,
+            "n_embd": shape.embedding_length,
+            "n_head": shape.head_count,
+            "n_head_kv": max(shape.head_count_kv) if shape.head_count_kv else 0,
+            "head_dim_k": shape.key_length,
+            "head_dim_v": shape.value_length,
+            "n_vocab": shape.vocab_size or 0,
+            "n_ctx_cells": _pad(self.context_length, KV_PADDING),
+            "n_ubatch": self.n_ubatch,
+            "kv_type": "f16",
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,7 +106,7 @@ class MemoryEstimate:
             "compute_bytes": self.compute_bytes,
             "output_bytes": self.output_bytes,
             "overhead_bytes": self.overhead_bytes,
-            "inputs": dict(self.inputs),
+            "inputs": self.inputs,
         }
 
 
@@ -153,19 +176,6 @@ def estimate_memory(
         compute,  # compute_bytes
         output,  # output_bytes
         overhead,  # overhead_bytes
-        {
-            "architecture": shape.architecture,
-            "layers": shape.block_count,
-            "sliding_window_layers": shape.swa_layer_count,
-            "sliding_window": shape.sliding_window,
-            "n_embd": n_embd,
-            "n_head": shape.head_count,
-            "n_head_kv": n_head_kv,
-            "head_dim_k": shape.key_length,
-            "head_dim_v": shape.value_length,
-            "n_vocab": n_vocab,
-            "n_ctx_cells": n_ctx,
-            "n_ubatch": n_ubatch,
-            "kv_type": "f16",
-        },  # inputs
+        shape,  # shape
+        n_ubatch,  # n_ubatch
     )

@@ -29,6 +29,7 @@ __all__ = [
     "DeviceBandwidth",
     "SpeedEstimate",
     "bytes_per_token",
+    "decode_tokens_per_s",
     "device_bandwidth",
     "estimate_speed",
     "speed_from",
@@ -138,6 +139,18 @@ def device_bandwidth(device: DeviceProfile) -> DeviceBandwidth | None:
     return DeviceBandwidth(bandwidth, source or "unknown", efficiency)
 
 
+def decode_tokens_per_s(
+    per_token: int | None, catalog_prior: float | None, bandwidth: DeviceBandwidth | None
+) -> float | None:
+    """The figure :func:`speed_from`'s estimate gives (the same arithmetic, so the same
+    float), without the estimate: ranking a catalog needs only the figure."""
+    if not per_token or bandwidth is None:
+        return catalog_prior
+    bytes_per_s, _, efficiency = bandwidth
+    roofline = efficiency * bytes_per_s / per_token
+    return roofline if catalog_prior is None else math.sqrt(roofline * catalog_prior)
+
+
 def speed_from(
     per_token: int | None,
     basis: str,
@@ -145,11 +158,7 @@ def speed_from(
     bandwidth: DeviceBandwidth | None,
 ) -> SpeedEstimate | None:
     """:func:`estimate_speed` once the bytes read per token (and what they came from) and
-    the device's :func:`device_bandwidth` are known.
-
-    The estimate keeps its inputs as plain fields, not in a dict: a namespace that holds no
-    container is one the garbage collector leaves alone, and a recommendation over 10,000
-    models makes 10,000 of them."""
+    the device's :func:`device_bandwidth` are known."""
     if not per_token or bandwidth is None:
         if catalog_prior is None:
             return None
