@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iris_models.catalog import ModelDescriptor, load_catalog
+from iris_models.catalog import ModelDescriptor, Performance, load_catalog
 from iris_models.device import DeviceClass, DeviceProfile, load_profile, shipped_profiles
 from iris_models.recommend import (
     Category,
@@ -561,3 +561,32 @@ def test_the_ranked_speed_is_the_speed_estimates_own_figure(context_length: int)
                 assert recommendation.tokens_per_s == (speed and speed.tokens_per_s)
                 said = any(r.startswith("decode about") for r in recommendation.reasons)
                 assert said == (speed is not None)
+
+
+@pytest.mark.parametrize("profile_name", shipped_profiles())
+def test_recommend_ranks_as_rank_does(profile_name: str) -> None:
+    """recommend takes each rank key while it assesses; rank reads them back: one order."""
+    models = load_catalog(environment=False).models()
+    device = load_profile(profile_name)
+    ranked = recommend(models, device, include_incompatible=True)
+    assert [r.model.id for r in rank(reversed(ranked))] == [r.model.id for r in ranked]
+    again = recommend(list(reversed(models)), device, include_incompatible=True)
+    assert [r.model.id for r in again] == [r.model.id for r in ranked]
+
+
+def test_recommend_puts_the_faster_of_equals_first() -> None:
+    """Models equal in fit and quality go by speed: here the catalog's figure, which the
+    roofline is averaged with, is all that differs between them."""
+    base = catalog_model(TINYLLAMA)
+    priors = {"a-slow": 1.0, "b-fast": 40.0, "c-middle": 9.0}
+    models = [
+        dataclasses.replace(
+            base,
+            id=model_id,
+            performance=Performance(tokens_per_second={"CPU_NEON": {"MID_RANGE": prior}}),
+        )
+        for model_id, prior in priors.items()
+    ]
+    ranked = recommend(models, load_profile(PI))
+    assert [r.model.id for r in ranked] == ["b-fast", "c-middle", "a-slow"]
+    assert [r.model.id for r in rank(ranked[::-1])] == ["b-fast", "c-middle", "a-slow"]

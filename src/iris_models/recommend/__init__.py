@@ -28,7 +28,6 @@ from ._assess import (
     in_rank_order,
     memory_budget,
     rank,
-    rank_key,
 )
 from ._backends import available_backends, optimal_backend
 from ._headers import RemoteHeader, cached_shape, fetch_header, fetch_shape
@@ -61,6 +60,9 @@ __all__ = [
 ]
 
 
+_NO_SHAPE: tuple[None, None] = (None, None)
+
+
 def recommend(
     models: Iterable[ModelDescriptor],
     device: DeviceProfile,
@@ -81,11 +83,13 @@ def recommend(
     keys: list[RankKey] = []
     with collector_paused():
         for model in models:
-            shape, source = known.get(model.id, (None, None))
-            recommendation = assess_on(model, basis, shape, source)
+            # No lookup without a mapping: hashing every id reads 10,000 strings for nothing.
+            shape, source = known.get(model.id, _NO_SHAPE) if known else _NO_SHAPE
+            recommendation = assess_on(model, basis, shape, source, keys=keys)
             if recommendation.compatible or include_incompatible:
                 assessed.append(recommendation)
-                keys.append(rank_key(recommendation))
+            else:
+                del keys[-1]  # the key assess_on took for it
         ranked = in_rank_order(assessed, keys)
         keys.clear()  # its tuples go now, before the collector's next pass has to walk them
     return ranked

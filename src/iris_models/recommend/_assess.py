@@ -326,10 +326,13 @@ def assess_on(
     shape: ModelShape | None,
     shape_source: str | None,
     notes: list[_Note] | None = None,
+    keys: list[RankKey] | None = None,
 ) -> Recommendation:
     """:func:`assess`. With a `notes` list, also notes each reason in it, in order, as the
     function that writes it and its arguments (see :attr:`Recommendation.reasons`); the
-    verdicts are the same with or without."""
+    verdicts are the same with or without. With a `keys` list, also appends the
+    recommendation's :func:`rank_key`, taken from the values at hand: read back from the
+    recommendation, the keys of a 10,000-model catalog were a tenth of its ranking."""
     facts, context = basis
     device = facts.device
     if shape is None and model.shape is not None:
@@ -424,6 +427,8 @@ def assess_on(
     if not compatible:
         score = 0
     category = _category_for_score(score) if compatible else _NOT_RECOMMENDED
+    if keys is not None:
+        keys.append(_rank_key(model, compatible, fit, tokens_per_s))
     return _new_recommendation(
         model,  # model
         category,  # category
@@ -595,9 +600,19 @@ RankKey = tuple[int, float, float, str]
 
 def rank_key(recommendation: Recommendation) -> RankKey:
     """Where `recommendation` goes in :func:`rank`'s order: lower first."""
-    model, tokens_per_s = recommendation.model, recommendation.tokens_per_s
+    return _rank_key(
+        recommendation.model,
+        recommendation.compatible,
+        recommendation.fit,
+        recommendation.tokens_per_s,
+    )
+
+
+def _rank_key(
+    model: ModelDescriptor, compatible: bool, fit: Fit, tokens_per_s: float | None
+) -> RankKey:
     return (
-        (0 if recommendation.compatible else 4) + _FIT_RANK[recommendation.fit],
+        (0 if compatible else 4) + _FIT_RANK[fit],
         -_quality(model),
         -(tokens_per_s or 0.0),
         model.id,
@@ -606,8 +621,9 @@ def rank_key(recommendation: Recommendation) -> RankKey:
 
 def in_rank_order(listed: list[Recommendation], keys: list[RankKey]) -> list[Recommendation]:
     """`listed` sorted by `keys`, one per recommendation. recommend() takes each key as it
-    makes the recommendation, while its values are in the CPU's cache: read back afterwards,
-    from 10,000 objects scattered through memory, the keys were a quarter of its time.
+    makes the recommendation (see :func:`assess_on`), while its values are in the CPU's
+    cache: read back afterwards, from 10,000 objects scattered through memory, the keys
+    were a quarter of its time.
 
     One stable sort per part of the key, least significant first: over a list of plain
     numbers or strings Python compares without calling back into Python, where comparing
