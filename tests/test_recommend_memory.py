@@ -104,6 +104,27 @@ def test_gemma_logits_term_is_the_references_513_mib(gemma: ModelShape, context:
     assert estimate.compute_bytes == metadata + inputs + logits
 
 
+def test_gemma_estimate_lists_the_figures_it_used(gemma: ModelShape) -> None:
+    estimate = estimate_memory(gemma, 4000)
+    assert estimate.inputs == {
+        "architecture": "gemma3",
+        "layers": LAYERS,
+        "sliding_window_layers": SWA_LAYERS,
+        "sliding_window": 512,
+        "n_embd": N_EMBD,
+        "n_head": 4,
+        "n_head_kv": 1,
+        "head_dim_k": 256,
+        "head_dim_v": 256,
+        "n_vocab": N_VOCAB,
+        "n_ctx_cells": 4096,  # 4000 padded to 256
+        "n_ubatch": N_UBATCH,
+        "kv_type": "f16",
+    }
+    assert estimate.to_dict()["inputs"] == estimate.inputs
+    assert estimate_memory(gemma, 4000, n_ubatch=256).inputs["n_ubatch"] == 256
+
+
 def test_catalog_ram_figures_are_the_estimates_they_claim_to_be(gemma: ModelShape) -> None:
     # The entry's notes: minRAM at 4,096 tokens of context, recommendedRAM at 32,768.
     requirements = load_catalog(environment=False).get(GEMMA_ID).requirements
