@@ -152,9 +152,9 @@ class Recommendation:
     shape_source: str | None
     """Where the model's shape came from: ``installed``, ``header-cache``, ``catalog``, or
     None (only the catalog's RAM figures were used)."""
-    shape: ModelShape | None = field(default=None, repr=False)
+    shape: ModelShape | None = field(repr=False)
     """The shape the memory and speed estimates came from; None with no shape known."""
-    basis: Basis | None = field(default=None, repr=False, compare=False)
+    basis: Basis = field(repr=False, compare=False)
     """What the assessment started from (the device's facts and the context asked for), to
     write the reasons from when they are read."""
 
@@ -166,8 +166,6 @@ class Recommendation:
         shape and basis kept here) with its notes kept: ranking a large catalog needs only
         the verdicts, and noting every reason of every model was 7 % of a recommendation's
         instructions over 10,000 models (cachegrind)."""
-        if self.basis is None:
-            return ()
         notes: list[_Note] = []
         assess_on(self.model, self.basis, self.shape, self.shape_source, notes)
         written = (note[0](self, *note[1:]) for note in notes)
@@ -180,7 +178,7 @@ class Recommendation:
         Made when first read, from the same inputs: ranking a large catalog needs only the
         figure, and an estimate object per model was 13 % of a recommendation's
         instructions over 10,000 models (cachegrind)."""
-        if self.tokens_per_s is None or self.backend is None or self.basis is None:
+        if self.tokens_per_s is None or self.backend is None:
             return None
         facts = self.basis.facts
         per_token, read_from = _bytes_read(self.model, self.shape, self.memory)

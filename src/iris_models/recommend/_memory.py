@@ -88,7 +88,7 @@ class MemoryEstimate:
             "sliding_window": shape.sliding_window,
             "n_embd": shape.embedding_length,
             "n_head": shape.head_count,
-            "n_head_kv": max(shape.head_count_kv) if shape.head_count_kv else 0,
+            "n_head_kv": _most_kv_heads(shape),
             "head_dim_k": shape.key_length,
             "head_dim_v": shape.value_length,
             "n_vocab": shape.vocab_size or 0,
@@ -111,6 +111,11 @@ class MemoryEstimate:
 
 
 _new_memory = builder(MemoryEstimate)
+
+
+def _most_kv_heads(shape: ModelShape) -> int:
+    """The most K/V heads of any layer: the attention buffer is sized for that layer."""
+    return max(shape.head_count_kv) if shape.head_count_kv else 0
 
 
 def kv_cache_bytes(
@@ -140,7 +145,7 @@ def estimate_memory(
     n_tokens = min(n_ctx, n_ubatch)
     n_embd = shape.embedding_length
     n_vocab = shape.vocab_size or 0
-    n_head_kv = max(shape.head_count_kv) if shape.head_count_kv else 0
+    n_head_kv = _most_kv_heads(shape)
     kv = kv_cache_bytes(shape, context_length, n_seq=n_seq, n_ubatch=n_ubatch)
 
     metadata = (

@@ -142,8 +142,8 @@ def device_bandwidth(device: DeviceProfile) -> DeviceBandwidth | None:
 def decode_tokens_per_s(
     per_token: int | None, catalog_prior: float | None, bandwidth: DeviceBandwidth | None
 ) -> float | None:
-    """The figure :func:`speed_from`'s estimate gives (the same arithmetic, so the same
-    float), without the estimate: ranking a catalog needs only the figure."""
+    """The figure :func:`speed_from`'s estimate gives (it calls this), without the
+    estimate: ranking a catalog needs only the figure."""
     if not per_token or bandwidth is None:
         return catalog_prior
     bytes_per_s, _, efficiency = bandwidth
@@ -159,9 +159,10 @@ def speed_from(
 ) -> SpeedEstimate | None:
     """:func:`estimate_speed` once the bytes read per token (and what they came from) and
     the device's :func:`device_bandwidth` are known."""
+    tokens_per_s = decode_tokens_per_s(per_token, catalog_prior, bandwidth)
+    if tokens_per_s is None:
+        return None
     if not per_token or bandwidth is None:
-        if catalog_prior is None:
-            return None
         return _new_speed(
             catalog_prior,  # tokens_per_s
             "catalog",  # source
@@ -174,14 +175,10 @@ def speed_from(
             None,  # bytes_per_token_from
         )
     bytes_per_s, source, efficiency = bandwidth
-    roofline = efficiency * bytes_per_s / per_token
-    if catalog_prior is None:
-        tokens_per_s, how = roofline, "roofline"
-    else:
-        tokens_per_s, how = math.sqrt(roofline * catalog_prior), "roofline+catalog"
+    roofline = decode_tokens_per_s(per_token, None, bandwidth)
     return _new_speed(
         tokens_per_s,  # tokens_per_s
-        how,  # source
+        "roofline" if catalog_prior is None else "roofline+catalog",  # source
         roofline,  # roofline_tokens_per_s
         catalog_prior,  # catalog_tokens_per_s
         bytes_per_s,  # bandwidth_bytes_per_s
